@@ -1,0 +1,344 @@
+//! APKINDEX: the repository index, a tar of `DESCRIPTION` and `APKINDEX` text, optionally
+//! preceded by a signature member over the whole unsigned index file.
+
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::checksum::Checksum;
+use crate::dependency;
+use crate::error::{io_at, malformed, Error, Result};
+use crate::gzip;
+use crate::key::{Keyring, SignatureAlgorithm, SigningKey};
+use crate::package::Package;
+use crate::pkginfo::PackageInfo;
+use crate::signature::{self, Signature};
+use crate::tarball::{self, Entry, Kind, Magic, Owner, TarWriter};
+use crate::version::Version;
+
+/// One package stanza: what `.PKGINFO` says plus the file's identity and size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub checksum: Checksum,
+    /// Size of the `.apk` file (`S:`).
+    pub size: u64,
+    pub info: PackageInfo,
+}
+
+impl IndexEntry {
+    pub fn from_package(pkg: &Package) -> Self {
+        IndexEntry {
+            checksum: pkg.checksum,
+            size: pkg.size,
+            info: pkg.info.clone(),
+        }
+    }
+
+    /// Write the stanza lines in apk-tools' order (`apk_pkg_write_index_header`):
+    /// `C P V A S I T U L [o] [m] [t] [c] [k] [D] [p] [i]`, without the blank line.
+    pub fn write_stanza(&self, out: &mut String) {
+        let i = &self.info;
+        let _ = write!(
+            out,
+            "C:{}\nP:{}\nV:{}\nA:{}\nS:{}\nI:{}\nT:{}\nU:{}\nL:{}\n",
+            self.checksum,
+            i.name,
+            i.version,
+            i.arch,
+            self.size,
+            i.installed_size,
+            i.description,
+            i.url,
+            i.license
+        );
+        let mut line = |letter: char, value: &str| {
+            let _ = writeln!(out, "{letter}:{value}");
+        };
+        if let Some(o) = &i.origin {
+            line('o', o);
+        }
+        if let Some(m) = &i.maintainer {
+            line('m', m);
+        }
+        if i.build_time != 0 {
+            line('t', &i.build_time.to_string());
+        }
+        if let Some(c) = &i.commit {
+            line('c', c);
+        }
+        if let Some(k) = i.provider_priority.filter(|&k| k != 0) {
+            line('k', &k.to_string());
+        }
+        for (letter, list) in [('D', &i.depends), ('p', &i.provides), ('i', &i.install_if)] {
+            if !list.is_empty() {
+                line(letter, &dependency::format_list(list));
+            }
+        }
+    }
+}
+
+/// Order of packages in an index and in the installed db (`apk_pkg_cmp_display`):
+/// name case-insensitively, then byte-wise, then version ascending.
+pub fn display_order(a: &PackageInfo, b: &PackageInfo) -> Ordering {
+    let fold = |s: &str| {
+        s.bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+    };
+    fold(&a.name)
+        .cmp(&fold(&b.name))
+        .then_with(|| a.name.cmp(&b.name))
+        .then_with(|| a.version.cmp(&b.version))
+}
+
+/// Parser state for one stanza; shared with the installed database, whose stanzas start
+/// with the same lines.
+#[derive(Default)]
+pub(crate) struct StanzaBuilder {
+    checksum: Option<Checksum>,
+    name: Option<String>,
+    version: Option<Version>,
+    size: u64,
+    info: Option<PackageInfo>,
+}
+
+impl StanzaBuilder {
+    fn info(&mut self) -> &mut PackageInfo {
+        self.info
+            .get_or_insert_with(|| PackageInfo::new("", Version::new_unchecked("0"), ""))
+    }
+
+    /// Take one `X:value` line. Returns false for letters it does not know, so that the
+    /// caller may handle its own (the installed db's `F:`, `R:`...).
+    pub(crate) fn line(&mut self, letter: u8, value: &str) -> std::result::Result<bool, String> {
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{}: not a number: {v:?}", letter as char))
+        };
+        let deps = |v: &str| dependency::parse_list(v).map_err(|e| e.to_string());
+        match letter {
+            b'C' => self.checksum = Some(value.parse().map_err(|e: Error| e.to_string())?),
+            b'P' => self.name = Some(value.to_string()),
+            b'V' => self.version = Some(value.parse().map_err(|e: Error| e.to_string())?),
+            b'A' => self.info().arch = value.to_string(),
+            b'S' => self.size = number(value)?,
+            b'I' => self.info().installed_size = number(value)?,
+            b'T' => self.info().description = value.to_string(),
+            b'U' => self.info().url = value.to_string(),
+            b'L' => self.info().license = value.to_string(),
+            b'o' => self.info().origin = Some(value.to_string()),
+            b'm' => self.info().maintainer = Some(value.to_string()),
+            b't' => self.info().build_time = number(value)?,
+            b'c' => self.info().commit = Some(value.to_string()),
+            b'k' => self.info().provider_priority = Some(number(value)?),
+            b'q' => self.info().replaces_priority = Some(number(value)?),
+            b'D' => self.info().depends = deps(value)?,
+            b'p' => self.info().provides = deps(value)?,
+            b'i' => self.info().install_if = deps(value)?,
+            b'r' => self.info().replaces = deps(value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.checksum.is_none() && self.name.is_none() && self.info.is_none()
+    }
+
+    pub(crate) fn finish(mut self) -> std::result::Result<IndexEntry, String> {
+        let mut info = self
+            .info
+            .take()
+            .unwrap_or_else(|| PackageInfo::new("", Version::new_unchecked("0"), ""));
+        info.name = self.name.ok_or("stanza has no P: (name)")?;
+        info.version = self.version.ok_or("stanza has no V: (version)")?;
+        let checksum = self.checksum.ok_or("stanza has no C: (checksum)")?;
+        Ok(IndexEntry {
+            checksum,
+            size: self.size,
+            info,
+        })
+    }
+}
+
+/// A repository index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Index {
+    pub description: Option<String>,
+    pub entries: Vec<IndexEntry>,
+}
+
+/// An index read from an `APKINDEX.tar.gz`, with the signatures found before it.
+#[derive(Clone, Debug)]
+pub struct SignedIndex {
+    pub index: Index,
+    pub signatures: Vec<Signature>,
+    /// The unsigned index file: what the signatures cover.
+    unsigned: Vec<u8>,
+}
+
+impl SignedIndex {
+    pub fn verify(&self, keyring: &Keyring) -> Result<&Signature> {
+        signature::verify(&self.signatures, keyring, &self.unsigned)
+    }
+
+    /// The index file without its signature member.
+    pub fn unsigned_bytes(&self) -> &[u8] {
+        &self.unsigned
+    }
+}
+
+impl Index {
+    /// Parse APKINDEX text. Unknown lowercase letters are ignored as apk ignores them;
+    /// unknown uppercase ones make apk refuse the package, so they are errors here.
+    pub fn parse_text(text: &str) -> Result<Vec<IndexEntry>> {
+        let mut entries = Vec::new();
+        let mut stanza = StanzaBuilder::default();
+        let mut stanza_line = 1;
+        for (n, line) in text.lines().enumerate() {
+            let bad = |reason: String| Error::BadIndex {
+                line: n + 1,
+                reason,
+            };
+            if line.is_empty() {
+                if !stanza.is_empty() {
+                    entries.push(std::mem::take(&mut stanza).finish().map_err(|r| {
+                        Error::BadIndex {
+                            line: stanza_line,
+                            reason: r,
+                        }
+                    })?);
+                }
+                stanza_line = n + 2;
+                continue;
+            }
+            let (letter, value) = match line.as_bytes() {
+                [l, b':', ..] => (*l, &line[2..]),
+                _ => {
+                    return Err(bad(format!(
+                        "expected `X:value`, found {:?}",
+                        truncate(line)
+                    )))
+                }
+            };
+            if !stanza.line(letter, value).map_err(bad)? && letter.is_ascii_uppercase() {
+                return Err(bad(format!(
+                    "unknown field {}: apk refuses packages with unknown uppercase fields",
+                    letter as char
+                )));
+            }
+        }
+        if !stanza.is_empty() {
+            entries.push(stanza.finish().map_err(|r| Error::BadIndex {
+                line: stanza_line,
+                reason: r,
+            })?);
+        }
+        Ok(entries)
+    }
+
+    /// APKINDEX text: sorted stanzas, each followed by a blank line.
+    pub fn to_text(&self) -> String {
+        let mut sorted: Vec<&IndexEntry> = self.entries.iter().collect();
+        sorted.sort_by(|a, b| display_order(&a.info, &b.info));
+        let mut out = String::new();
+        for e in sorted {
+            e.write_stanza(&mut out);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The unsigned `APKINDEX.tar.gz`: one gzip member holding a GNU tar of
+    /// `DESCRIPTION` (if any) then `APKINDEX`, with end-of-archive, as `apk index` writes.
+    pub fn to_archive(&self, mtime: u64) -> Vec<u8> {
+        let root = Owner::root();
+        let text = self.to_text();
+        let mut tar = TarWriter::new(Vec::new(), Magic::Gnu);
+        let description = self
+            .description
+            .as_deref()
+            .map(|d| ("DESCRIPTION", d.as_bytes()));
+        for (path, body) in description
+            .into_iter()
+            .chain([("APKINDEX", text.as_bytes())])
+        {
+            let entry = Entry {
+                path,
+                kind: Kind::File {
+                    size: body.len() as u64,
+                },
+                mode: 0o644,
+                owner: &root,
+                mtime,
+                sha1: None,
+            };
+            tar.append(&entry, body)
+                .expect("writing to a Vec cannot fail");
+        }
+        let tar = tar.finish().expect("writing to a Vec cannot fail");
+        gzip::compress(&tar, gzip::SMALL_MEMBER_LEVEL)
+    }
+
+    /// Read an `APKINDEX.tar.gz`, signed or not.
+    pub fn read(bytes: &[u8]) -> Result<SignedIndex> {
+        let members = gzip::split_members(bytes, gzip::DEFAULT_MAX_UNPACKED)?;
+        let first = members.first().ok_or_else(|| malformed("empty file"))?;
+        let (signatures, rest) = match signature::parse_member(&first.unpacked)? {
+            Some(sigs) => (sigs, &members[1..]),
+            None => (Vec::new(), &members[..]),
+        };
+        let start = rest
+            .first()
+            .map(|m| m.offset)
+            .ok_or_else(|| malformed("no index after the signature"))?;
+        let unpacked: Vec<u8> = rest
+            .iter()
+            .flat_map(|m| m.unpacked.iter().copied())
+            .collect();
+        let mut index = Index::default();
+        let mut text = None;
+        for e in tarball::parse(&unpacked)?.entries {
+            let body = || {
+                std::str::from_utf8(e.data)
+                    .map_err(|_| malformed(format!("{} is not UTF-8", e.path)))
+            };
+            match e.path.as_str() {
+                "DESCRIPTION" => index.description = Some(body()?.to_string()),
+                "APKINDEX" => text = Some(body()?),
+                _ => {}
+            }
+        }
+        let text = text.ok_or_else(|| malformed("no APKINDEX file in the archive"))?;
+        index.entries = Index::parse_text(text)?;
+        Ok(SignedIndex {
+            index,
+            signatures,
+            unsigned: bytes[start..].to_vec(),
+        })
+    }
+
+    pub fn read_file(path: &Path) -> Result<SignedIndex> {
+        let bytes = std::fs::read(path).map_err(io_at(path))?;
+        Index::read(&bytes).map_err(|e| e.in_file(path))
+    }
+}
+
+/// Prepend a signature member to an unsigned index file.
+pub fn sign(
+    unsigned: &[u8],
+    key: &SigningKey,
+    algorithms: &[SignatureAlgorithm],
+    mtime: u64,
+) -> Result<Vec<u8>> {
+    let sig = signature::build_member(key, algorithms, unsigned, mtime)?;
+    Ok([sig.as_slice(), unsigned].concat())
+}
+
+fn truncate(line: &str) -> &str {
+    let mut end = line.len().min(80);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}

@@ -1,0 +1,25 @@
+//! The apk v2 format and model, as apk-tools 2.14 reads and writes it.
+//!
+//! Data flows: staged files + [`PackageInfo`] -> [`package::PackageBuilder`] -> signed
+//! `.apk` -> [`package::Package::read`] -> [`index::IndexEntry`] -> signed APKINDEX.
+
+pub mod checksum;
+pub mod dependency;
+pub mod error;
+pub mod fsutil;
+pub mod gzip;
+pub mod index;
+pub mod installed;
+pub mod key;
+pub mod package;
+pub mod pkginfo;
+pub mod signature;
+pub mod tarball;
+pub mod version;
+
+pub use checksum::Checksum;
+pub use dependency::{Constraint, Dependency};
+pub use error::{Error, Result};
+pub use key::{Keyring, SignatureAlgorithm, SigningKey};
+pub use pkginfo::PackageInfo;
+pub use version::Version;
