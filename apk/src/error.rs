@@ -23,6 +23,8 @@ pub enum Error {
     BadVersion { version: String, reason: String },
     #[error("invalid dependency {text:?}: {reason}")]
     BadDependency { text: String, reason: String },
+    #[error("unknown architecture {text:?}: expected x86_64, aarch64, armv7, s390x, ppc64le (or amd64, arm64, arm/v7) or all")]
+    BadArch { text: String },
     #[error("invalid checksum {text:?}: {reason}")]
     BadChecksum { text: String, reason: String },
     #[error("{file}, line {line}: {reason}")]

@@ -3,6 +3,7 @@
 //! Data flows: staged files + [`PackageInfo`] -> [`package::PackageBuilder`] -> signed
 //! `.apk` -> [`package::Package::read`] -> [`index::IndexEntry`] -> signed APKINDEX.
 
+pub mod arch;
 pub mod checksum;
 pub mod dependency;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod signature;
 pub mod tarball;
 pub mod version;
 
+pub use arch::Arch;
 pub use checksum::Checksum;
 pub use dependency::{Constraint, Dependency};
 pub use error::{Error, Result};
