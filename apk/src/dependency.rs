@@ -259,7 +259,6 @@ pub fn format_list(deps: &[Dependency]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     fn dep(s: &str) -> Dependency {
         s.parse()
@@ -460,15 +459,15 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../tests/fixtures/alpine-v3.16/APKINDEX.tar.gz"
         );
-        let file = std::fs::File::open(path).unwrap();
-        let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));
-        let mut index = String::new();
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            if entry.path().unwrap().to_str() == Some("APKINDEX") {
-                entry.read_to_string(&mut index).unwrap();
-            }
-        }
+        let bytes = std::fs::read(path).unwrap();
+        let members = crate::gzip::split_members(&bytes, u64::MAX).unwrap();
+        let index_tar = crate::tarball::parse(&members[1].unpacked).unwrap();
+        let entry = index_tar
+            .entries
+            .iter()
+            .find(|e| e.path == "APKINDEX")
+            .unwrap();
+        let index = std::str::from_utf8(entry.data).unwrap();
         let (mut lines, mut versions) = (0, 0);
         for line in index.lines() {
             if let Some(list) = ["D:", "p:", "i:"].iter().find_map(|p| line.strip_prefix(p)) {

@@ -2,7 +2,15 @@
 //!
 //! The binary is thin: each subcommand is a function here, over the `apk` library.
 
+pub mod build;
+pub mod fetch;
+pub mod pipeline;
+pub mod recipe;
 pub mod repo;
+pub mod report;
+pub mod sandbox;
+pub mod split;
+pub mod subst;
 
 /// Timestamp for everything a run writes: `SOURCE_DATE_EPOCH` when set, so that the same
 /// inputs give the same bytes.

@@ -5,7 +5,31 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use packager::build;
+use packager::fetch::SourceCache;
 use packager::repo;
+use packager::report::Reporter;
+use packager::sandbox::{Runner, Sandbox};
+
+/// Progress on stderr: one line per step with package, arch and elapsed time, and the
+/// step's output prefixed.
+struct StderrReporter;
+
+#[allow(clippy::print_stderr)]
+impl Reporter for StderrReporter {
+    fn step_started(&self, package: &str, arch: &str, step: &str) {
+        eprintln!("[{package}/{arch}] {step}");
+    }
+    fn step_output(&self, package: &str, arch: &str, line: &str) {
+        eprintln!("[{package}/{arch}]   | {line}");
+    }
+    fn step_finished(&self, package: &str, arch: &str, step: &str, seconds: f64) {
+        eprintln!("[{package}/{arch}] {step}: done in {seconds:.1}s");
+    }
+    fn warn(&self, message: &str) {
+        eprintln!("pkgr: warning: {message}");
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +81,51 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Build a melange-format recipe into signed packages for each architecture, and
+    /// update the repository index of each.
+    Build {
+        recipe: PathBuf,
+        /// Architectures: a comma-separated list of apk or OCI names, or `all`.
+        #[arg(long, default_value = "all")]
+        arch: String,
+        #[arg(long, default_value = "packages")]
+        out_dir: PathBuf,
+        /// Private key to sign packages and the index with; its public key is KEY.pub.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Digest::Sha256)]
+        signature: Digest,
+        /// `bubblewrap` isolates each step; `host` runs steps without isolation.
+        #[arg(long, value_enum, default_value_t = RunnerArg::Bubblewrap)]
+        runner: RunnerArg,
+        /// Let `runs` steps use the network (fetch and git-checkout always may).
+        #[arg(long)]
+        network: bool,
+        /// Directories of named pipelines (`uses: NAME` reads `DIR/NAME.yaml`).
+        #[arg(long)]
+        pipeline_dir: Vec<PathBuf>,
+        /// Copied into the workspace first (default: `<recipe dir>/<package name>/`).
+        #[arg(long)]
+        source_dir: Option<PathBuf>,
+        /// Where downloaded sources are cached by hash.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Use only cached sources.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Check recipes: parse them (unknown keys are errors) and validate them. A directory
+    /// stands for its *.yaml files. Prints `FILE: OK` or each problem.
+    Lint {
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunnerArg {
+    Bubblewrap,
+    Host,
 }
 
 /// The digest under the RSA signature: sha256 (`.SIGN.RSA256.`, the default) or sha1
@@ -89,7 +158,7 @@ fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::print_stdout)]
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let epoch = packager::source_date_epoch()?;
     match cli.command {
@@ -133,6 +202,63 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         failed = true;
                         println!("{}: FAILED: {e}", v.path.display());
                     }
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Build {
+            recipe,
+            arch,
+            out_dir,
+            signing_key,
+            signature,
+            runner,
+            network,
+            pipeline_dir,
+            source_dir,
+            cache_dir,
+            offline,
+        } => {
+            let runner = match runner {
+                RunnerArg::Host => Runner::Host,
+                RunnerArg::Bubblewrap => match Sandbox::bubblewrap_works() {
+                    Ok(()) => Runner::Bubblewrap,
+                    Err(why) => {
+                        eprintln!(
+                            "pkgr: warning: bubblewrap cannot isolate builds here ({why}); \
+                             running steps on the host WITHOUT isolation (--runner host)"
+                        );
+                        Runner::Host
+                    }
+                },
+            };
+            let opts = build::BuildOptions {
+                archs: apk::Arch::parse_list(&arch)?,
+                out_dir,
+                signing_key,
+                signature: signature.into(),
+                runner,
+                network,
+                pipeline_dirs: pipeline_dir,
+                source_dir,
+                source_date_epoch: epoch,
+                cache: SourceCache {
+                    dir: cache_dir.unwrap_or_else(SourceCache::default_dir),
+                    offline,
+                },
+            };
+            for output in build::build(&recipe, &opts, &StderrReporter)? {
+                println!("{}", output.path.display());
+            }
+        }
+        Command::Lint { recipes } => {
+            let mut failed = false;
+            for report in packager::recipe::lint_paths(&recipes) {
+                failed |= !report.is_ok();
+                for line in report.lines() {
+                    println!("{line}");
                 }
             }
             if failed {

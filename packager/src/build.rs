@@ -1,0 +1,506 @@
+//! `pkgr build`: a recipe, for each architecture, through the pipeline into staged trees,
+//! then into signed packages and a merged, signed repository index.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use apk::index::{self, Index, IndexEntry};
+use apk::package::{PackageBuilder, Staged};
+use apk::{Arch, PackageInfo, SignatureAlgorithm, SigningKey};
+use rayon::prelude::*;
+
+use crate::fetch::SourceCache;
+use crate::pipeline::Executor;
+use crate::recipe::{Dependencies, Recipe, Scriptlets};
+use crate::report::Reporter;
+use crate::sandbox::{Runner, Sandbox};
+use crate::subst::{self, BuildContext, Scope};
+
+/// How to build.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// The architectures asked for; a recipe's `target-architecture` narrows them.
+    pub archs: Vec<Arch>,
+    pub out_dir: PathBuf,
+    pub signing_key: Option<PathBuf>,
+    pub signature: SignatureAlgorithm,
+    pub runner: Runner,
+    /// Let `runs` steps use the network.
+    pub network: bool,
+    pub pipeline_dirs: Vec<PathBuf>,
+    /// Copied into the workspace before the pipeline runs; by default the directory
+    /// named after the package beside the recipe, if there is one (as melange does).
+    pub source_dir: Option<PathBuf>,
+    /// `SOURCE_DATE_EPOCH`; by default the recipe's last git commit time, else 0.
+    pub source_date_epoch: Option<u64>,
+    pub cache: SourceCache,
+}
+
+/// One package written.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub arch: Arch,
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// A package built in a workspace, waiting to be moved into the repository.
+struct Staging {
+    arch: Arch,
+    file_name: String,
+    tmp_path: PathBuf,
+    entry: IndexEntry,
+}
+
+/// Build one recipe for every requested architecture it supports, then publish the
+/// packages and update each architecture's index. Nothing reaches `out_dir` unless every
+/// architecture built.
+pub fn build(
+    recipe_path: &Path,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Vec<Output>> {
+    let recipe = Recipe::load(recipe_path)?;
+    let problems = recipe.validate();
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+        bail!(
+            "{}: the recipe is not valid:\n{}",
+            recipe_path.display(),
+            list.join("\n")
+        );
+    }
+    let recipe_dir = recipe_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let key = opts
+        .signing_key
+        .as_deref()
+        .map(|k| {
+            SigningKey::load(k)
+                .with_context(|| "loading the signing key (make one with `pkgr keygen`)")
+        })
+        .transpose()?;
+    let archs = target_archs(&recipe, &opts.archs)?;
+    if archs.is_empty() {
+        reporter.warn(&format!(
+            "{}: target-architecture {:?} excludes every requested architecture; nothing to build",
+            recipe_path.display(),
+            recipe.package.target_architecture
+        ));
+        return Ok(Vec::new());
+    }
+    let epoch = match opts.source_date_epoch {
+        Some(e) => e,
+        None => git_commit_time(recipe_path).unwrap_or(0),
+    };
+    let source_dir = opts.source_dir.clone().or_else(|| {
+        let default = recipe_dir.join(&recipe.package.name);
+        default.is_dir().then_some(default)
+    });
+
+    fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("creating {}", opts.out_dir.display()))?;
+    let staging_root = tempfile::Builder::new()
+        .prefix(".pkgr-staging-")
+        .tempdir_in(&opts.out_dir)
+        .with_context(|| format!("creating a staging directory in {}", opts.out_dir.display()))?;
+    let ctx = ArchBuild {
+        recipe: &recipe,
+        recipe_dir,
+        opts,
+        key: key.as_ref(),
+        epoch,
+        source_dir: source_dir.as_deref(),
+        staging: staging_root.path(),
+        reporter,
+    };
+    let built: Vec<Vec<Staging>> = archs
+        .par_iter()
+        .map(|&arch| {
+            ctx.build_arch(arch)
+                .with_context(|| format!("{} for {arch}", recipe.package.name))
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    // Every architecture built: move the packages in, then rewrite the indexes.
+    let mut outputs = Vec::new();
+    for (arch, packages) in archs.iter().zip(built) {
+        let arch_dir = opts.out_dir.join(arch.apk());
+        fs::create_dir_all(&arch_dir)?;
+        let mut entries = Vec::new();
+        for p in packages {
+            let dest = arch_dir.join(&p.file_name);
+            fs::rename(&p.tmp_path, &dest)
+                .with_context(|| format!("moving {} into place", dest.display()))?;
+            outputs.push(Output {
+                arch: p.arch,
+                name: p.entry.info.name.clone(),
+                path: dest,
+            });
+            entries.push(p.entry);
+        }
+        update_index(&arch_dir, entries, key.as_ref(), opts.signature, epoch)?;
+    }
+    Ok(outputs)
+}
+
+/// The requested architectures that the recipe's `target-architecture` allows.
+fn target_archs(recipe: &Recipe, requested: &[Arch]) -> anyhow::Result<Vec<Arch>> {
+    let targets = &recipe.package.target_architecture;
+    if targets.is_empty() || targets.iter().any(|t| t == "all") {
+        return Ok(requested.to_vec());
+    }
+    // Names we cannot build (x86, riscv64, ...) simply match nothing here.
+    let allowed: Vec<Arch> = targets.iter().filter_map(|t| t.parse().ok()).collect();
+    Ok(requested
+        .iter()
+        .copied()
+        .filter(|a| allowed.contains(a))
+        .collect())
+}
+
+/// `git log -1 --format=%ct` of the recipe: its last commit time.
+fn git_commit_time(recipe: &Path) -> Option<u64> {
+    let dir = recipe
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = recipe.file_name()?;
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["log", "-1", "--format=%ct", "--"])
+        .arg(name)
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
+/// What every architecture's build shares.
+struct ArchBuild<'a> {
+    recipe: &'a Recipe,
+    recipe_dir: &'a Path,
+    opts: &'a BuildOptions,
+    key: Option<&'a SigningKey>,
+    epoch: u64,
+    source_dir: Option<&'a Path>,
+    staging: &'a Path,
+    reporter: &'a dyn Reporter,
+}
+
+impl ArchBuild<'_> {
+    fn build_arch(&self, arch: Arch) -> anyhow::Result<Vec<Staging>> {
+        let recipe = self.recipe;
+        let pkg = &recipe.package;
+        let workspace = tempfile::Builder::new().prefix("pkgr-build-").tempdir()?;
+        if let Some(src) = self.source_dir {
+            copy_tree(src, workspace.path())
+                .with_context(|| format!("copying sources from {}", src.display()))?;
+        }
+        let sandbox = Sandbox {
+            runner: self.opts.runner,
+            workspace: workspace.path().to_path_buf(),
+            network: self.opts.network,
+            env: recipe.environment.environment.clone(),
+            source_date_epoch: self.epoch,
+        };
+        let ws = sandbox.workspace_path();
+        let scope = self.scope(arch, &ws)?;
+        let executor = Executor {
+            sandbox: &sandbox,
+            reporter: self.reporter,
+            package: &pkg.name,
+            arch,
+            pipeline_dirs: &self.opts.pipeline_dirs,
+            cache: &self.opts.cache,
+            recipe_dir: self.recipe_dir,
+        };
+        let out_dir = workspace.path().join("melange-out");
+        fs::create_dir_all(out_dir.join(&pkg.name))?;
+        executor.run(&recipe.pipeline, &scope)?;
+
+        // (name, scope, description, dependencies, scriptlets) of each package to write.
+        let mut packages = vec![(
+            pkg.name.clone(),
+            scope.clone(),
+            pkg.description.clone(),
+            &pkg.dependencies,
+            pkg.scriptlets.as_ref(),
+        )];
+        for (sub, range_scope) in self.subpackages(&scope)? {
+            let name = subst::substitute(&sub.name, &range_scope).context("subpackage name")?;
+            let sub_scope = subst::subpackage_scope(&range_scope, &ws, &name);
+            if let Some(cond) = &sub.if_condition {
+                if !subst::eval_condition(cond, &sub_scope)
+                    .with_context(|| format!("subpackage {name}: if"))?
+                {
+                    continue;
+                }
+            }
+            fs::create_dir_all(out_dir.join(&name))?;
+            let sub_exec = Executor {
+                package: &name,
+                ..executor
+            };
+            sub_exec
+                .run(&sub.pipeline, &sub_scope)
+                .with_context(|| format!("subpackage {name}"))?;
+            packages.push((
+                name,
+                sub_scope,
+                sub.description.clone(),
+                &sub.dependencies,
+                sub.scriptlets.as_ref(),
+            ));
+        }
+
+        let arch_staging = self.staging.join(arch.apk());
+        fs::create_dir_all(&arch_staging)?;
+        packages
+            .into_iter()
+            .map(|(name, scope, description, deps, scriptlets)| {
+                let tree = out_dir.join(&name);
+                self.package(
+                    arch,
+                    &name,
+                    &scope,
+                    description.as_deref(),
+                    deps,
+                    scriptlets,
+                    &tree,
+                    &arch_staging,
+                )
+                .with_context(|| format!("packaging {name}"))
+            })
+            .collect()
+    }
+
+    /// The recipe's scope for `arch`: built-in variables, resolved `vars`, then
+    /// `var-transforms`, as melange orders them.
+    fn scope(&self, arch: Arch, ws: &str) -> anyhow::Result<Scope> {
+        let pkg = &self.recipe.package;
+        let ctx = BuildContext {
+            name: &pkg.name,
+            version: &pkg.version,
+            epoch: pkg.epoch,
+            description: pkg.description.as_deref().unwrap_or(""),
+            arch,
+            workspace: ws,
+            subpackage: None,
+        };
+        let options = BTreeMap::new();
+        let pre = subst::base_scope(&ctx, &BTreeMap::new(), &options);
+        let mut vars = self.recipe.vars.clone();
+        subst::resolve_vars(&mut vars, &pre).context("vars")?;
+        let transforms: Vec<_> = self
+            .recipe
+            .var_transforms
+            .iter()
+            .map(|t| {
+                (
+                    t.from.clone(),
+                    t.pattern.clone(),
+                    t.replace.clone(),
+                    t.to.clone(),
+                )
+            })
+            .collect();
+        subst::apply_var_transforms(&mut vars, &transforms, &pre).context("var-transforms")?;
+        let mut scope = subst::base_scope(&ctx, &vars, &options);
+        subst::add_subpackage_targets(
+            &mut scope,
+            ws,
+            self.recipe.subpackages.iter().map(|s| s.name.as_str()),
+        );
+        Ok(scope)
+    }
+
+    /// Subpackages with their scopes; one per item for those with `range`.
+    fn subpackages(
+        &self,
+        scope: &Scope,
+    ) -> anyhow::Result<Vec<(&crate::recipe::Subpackage, Scope)>> {
+        let mut out = Vec::new();
+        for sub in &self.recipe.subpackages {
+            match &sub.range {
+                None => out.push((sub, scope.clone())),
+                Some(range) => {
+                    let data = self
+                        .recipe
+                        .data
+                        .iter()
+                        .find(|d| &d.name == range)
+                        .with_context(|| {
+                            format!("subpackage {}: no data named {range:?}", sub.name)
+                        })?;
+                    for (key, value) in &data.items {
+                        out.push((
+                            sub,
+                            scope
+                                .child()
+                                .with("range.key", key.clone())
+                                .with("range.value", value.clone()),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn package(
+        &self,
+        arch: Arch,
+        name: &str,
+        scope: &Scope,
+        description: Option<&str>,
+        deps: &Dependencies,
+        scriptlets: Option<&Scriptlets>,
+        tree: &Path,
+        staging: &Path,
+    ) -> anyhow::Result<Staging> {
+        let pkg = &self.recipe.package;
+        let sub = |text: &str| subst::substitute(text, scope);
+        let full_version = format!("{}-r{}", pkg.version, pkg.epoch);
+        let mut info = PackageInfo::new(name, full_version.parse()?, arch.apk());
+        info.description = sub(description.unwrap_or(""))?;
+        info.url = sub(pkg.url.as_deref().unwrap_or(""))?;
+        info.license = licenses(self.recipe);
+        info.origin = Some(pkg.name.clone());
+        info.commit = pkg.commit.clone();
+        info.build_time = self.epoch;
+        let dep_list = |list: &[String]| -> anyhow::Result<Vec<apk::Dependency>> {
+            list.iter().map(|d| Ok(sub(d)?.parse()?)).collect()
+        };
+        info.depends = dep_list(&deps.runtime).context("dependencies.runtime")?;
+        info.provides = dep_list(&deps.provides).context("dependencies.provides")?;
+        info.replaces = dep_list(&deps.replaces).context("dependencies.replaces")?;
+        let priority = |p: &Option<String>, field: &str| -> anyhow::Result<Option<u64>> {
+            p.as_deref()
+                .map(|v| {
+                    sub(v)?
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("{field}: not a number: {v:?}"))
+                })
+                .transpose()
+        };
+        info.provider_priority = priority(&deps.provider_priority, "provider-priority")?;
+        info.replaces_priority = priority(&deps.replaces_priority, "replaces-priority")?;
+
+        let mut builder = PackageBuilder::new(info, self.epoch);
+        builder.generator = concat!("pkgr ", env!("CARGO_PKG_VERSION")).to_string();
+        if let Some(s) = scriptlets {
+            for (script, body) in [
+                (".pre-install", &s.pre_install),
+                (".post-install", &s.post_install),
+                (".pre-deinstall", &s.pre_deinstall),
+                (".post-deinstall", &s.post_deinstall),
+                (".pre-upgrade", &s.pre_upgrade),
+                (".post-upgrade", &s.post_upgrade),
+            ] {
+                if let Some(body) = body {
+                    builder
+                        .scripts
+                        .insert(script.to_string(), sub(body)?.into_bytes());
+                }
+            }
+            if let Some(trigger) = &s.trigger {
+                if let Some(script) = &trigger.script {
+                    builder
+                        .scripts
+                        .insert(".trigger".into(), sub(script)?.into_bytes());
+                    builder.info.triggers = trigger
+                        .paths
+                        .iter()
+                        .map(|p| sub(p))
+                        .collect::<Result<_, _>>()?;
+                }
+            }
+        }
+        if let Some(key) = self.key {
+            builder.signer = Some((key, vec![self.opts.signature]));
+        }
+        fs::create_dir_all(tree)?;
+        let staged = Staged::from_dir(tree)?;
+        let file_name = format!("{name}-{full_version}.apk");
+        let tmp_path = staging.join(&file_name);
+        let built = builder.write_to(&staged, &tmp_path)?;
+        let entry = IndexEntry {
+            checksum: built.checksum,
+            size: built.size,
+            info: built.info,
+        };
+        Ok(Staging {
+            arch,
+            file_name,
+            tmp_path,
+            entry,
+        })
+    }
+}
+
+/// The package's licence: the `copyright` entries' licences joined with ` AND `.
+fn licenses(recipe: &Recipe) -> String {
+    let list: Vec<&str> = recipe
+        .package
+        .copyright
+        .iter()
+        .filter_map(|c| c.license.as_deref())
+        .collect();
+    list.join(" AND ")
+}
+
+/// Merge `entries` into `<arch_dir>/APKINDEX.tar.gz`, replacing same-named versions,
+/// and write it (signed when a key is given) atomically.
+fn update_index(
+    arch_dir: &Path,
+    entries: Vec<IndexEntry>,
+    key: Option<&SigningKey>,
+    algorithm: SignatureAlgorithm,
+    mtime: u64,
+) -> anyhow::Result<()> {
+    let path = arch_dir.join("APKINDEX.tar.gz");
+    let mut index = if path.exists() {
+        Index::read_file(&path)?.index
+    } else {
+        Index::default()
+    };
+    index.entries.retain(|old| {
+        !entries
+            .iter()
+            .any(|new| new.info.name == old.info.name && new.info.version == old.info.version)
+    });
+    index.entries.extend(entries);
+    let mut bytes = index.to_archive(mtime);
+    if let Some(key) = key {
+        bytes = index::sign(&bytes, key, &[algorithm], mtime)?;
+    }
+    apk::fsutil::write_atomic(&path, &bytes, 0o644)?;
+    Ok(())
+}
+
+/// Copy a directory tree, keeping symlinks and modes.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::symlink;
+    fs::create_dir_all(to)?;
+    let mut entries: Vec<_> = fs::read_dir(from)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let dest = to.join(entry.file_name());
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            copy_tree(&entry.path(), &dest)?;
+        } else if ft.is_symlink() {
+            symlink(fs::read_link(entry.path())?, &dest)?;
+        } else {
+            fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
