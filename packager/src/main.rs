@@ -152,7 +152,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pkgr: error: {e:#}");
+            eprintln!("pkgr: error: {}", packager::error_chain(&e));
             ExitCode::FAILURE
         }
     }

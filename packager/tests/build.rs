@@ -1,0 +1,394 @@
+//! `pkgr build` end to end: a melange-style recipe with fetch, vars, var-transforms,
+//! scriptlets, subpackages over `range` and split pipelines, built under bubblewrap for
+//! two architectures; and every kind of bad input leaves the repository as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use apk::index::Index;
+use apk::package::Package;
+use apk::Keyring;
+use sha2::{Digest, Sha256};
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel)
+}
+
+/// A recipe directory: the recipe, a source tarball it fetches, and a cache dir.
+struct Project {
+    dir: tempfile::TempDir,
+    sha256: String,
+}
+
+impl Project {
+    fn new(recipe: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("stage/hello-src")).unwrap();
+        std::fs::write(root.join("stage/hello-src/greeting.txt"), "Greetings\n").unwrap();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        let tarball = root.join("src/hello-src.tar.gz");
+        let status = Command::new("tar")
+            .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
+            .arg(root.join("stage"))
+            .arg("-czf")
+            .arg(&tarball)
+            .arg("hello-src")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let sha = hex::encode(Sha256::digest(std::fs::read(&tarball).unwrap()));
+        let project = Project { dir, sha256: sha };
+        project.write_recipe(recipe);
+        project
+    }
+
+    fn write_recipe(&self, recipe: &str) {
+        std::fs::write(
+            self.path("hello.yaml"),
+            recipe.replace("@SHA256@", &self.sha256),
+        )
+        .unwrap();
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn build(&self, out: &str, extra: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_pkgr"))
+            .arg("build")
+            .arg(self.path("hello.yaml"))
+            .arg("--out-dir")
+            .arg(self.path(out))
+            .arg("--cache-dir")
+            .arg(self.path("cache"))
+            .arg("--signing-key")
+            .arg(fixture("test-keys/test.rsa"))
+            .args(extra)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap()
+    }
+}
+
+const RECIPE: &str = r#"
+package:
+  name: hello
+  version: 1.10
+  epoch: 2
+  description: says hello on ${{build.arch}}
+  copyright:
+    - license: MIT
+  dependencies:
+    runtime:
+      - hello-en
+  scriptlets:
+    post-install: |
+      #!/bin/sh
+      echo installed
+
+vars:
+  greeting: hello
+
+var-transforms:
+  - from: ${{package.version}}
+    match: \.
+    replace: _
+    to: mangled
+
+data:
+  - name: langs
+    items:
+      en: Hello
+      fr: Bonjour
+
+pipeline:
+  - uses: fetch
+    with:
+      uri: file://src/hello-src.tar.gz
+      expected-sha256: @SHA256@
+  - name: install
+    runs: |
+      mkdir -p ${{targets.destdir}}/usr/bin ${{targets.destdir}}/usr/share/hello ${{targets.destdir}}/usr/share/man/man1
+      printf '#!/bin/sh\necho ${{vars.greeting}} ${{build.arch}}\n' > ${{targets.destdir}}/usr/bin/hello
+      chmod 755 ${{targets.destdir}}/usr/bin/hello
+      ln -s hello ${{targets.destdir}}/usr/bin/hi
+      cp greeting.txt ${{targets.destdir}}/usr/share/hello/
+      echo ${{vars.mangled}} > ${{targets.destdir}}/usr/share/hello/version
+      echo ".TH hello 1" > ${{targets.destdir}}/usr/share/man/man1/hello.1
+  - if: ${{build.arch}} == 'aarch64'
+    runs: echo arm > ${{targets.destdir}}/usr/share/hello/only-on-arm
+
+subpackages:
+  - range: langs
+    name: hello-${{range.key}}
+    description: ${{range.value}} for hello
+    pipeline:
+      - runs: |
+          mkdir -p ${{targets.subpkgdir}}/usr/share/hello/lang
+          echo ${{range.value}} > ${{targets.subpkgdir}}/usr/share/hello/lang/${{range.key}}
+  - name: hello-doc
+    pipeline:
+      - uses: split/manpages
+"#;
+
+fn keyring() -> Keyring {
+    let mut ring = Keyring::default();
+    ring.add_file(&fixture("test-keys/test.rsa.pub")).unwrap();
+    ring
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every file under `dir` with its bytes, to compare repositories.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn builds_a_melange_style_recipe_for_two_arches() {
+    let p = Project::new(RECIPE);
+    let out = p.build("packages", &["--arch", "x86_64,arm64"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ring = keyring();
+    for arch in ["x86_64", "aarch64"] {
+        let dir = p.path(&format!("packages/{arch}"));
+        let index = Index::read_file(&dir.join("APKINDEX.tar.gz")).unwrap();
+        index.verify(&ring).unwrap();
+        let mut names: Vec<_> = index
+            .index
+            .entries
+            .iter()
+            .map(|e| e.info.name.clone())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["hello", "hello-doc", "hello-en", "hello-fr"]);
+        for entry in &index.index.entries {
+            let pkg =
+                Package::read_file(&dir.join(format!("{}.apk", entry.info.file_stem()))).unwrap();
+            pkg.verify(&ring).unwrap();
+            assert_eq!(pkg.checksum, entry.checksum);
+            assert_eq!(
+                pkg.info.version.as_str(),
+                "1.10-r2",
+                "version 1.10 stays text"
+            );
+            assert_eq!(pkg.info.arch, arch);
+        }
+
+        let hello = Package::read_file(&dir.join("hello-1.10-r2.apk")).unwrap();
+        assert_eq!(hello.info.description, format!("says hello on {arch}"));
+        assert_eq!(hello.info.license, "MIT");
+        assert_eq!(hello.info.depends[0].to_string(), "hello-en");
+        assert!(hello.scripts.contains_key(".post-install"));
+        let paths: Vec<&str> = hello.files.iter().map(|f| f.path.as_str()).collect();
+        assert!(paths.contains(&"usr/bin/hi"), "{paths:?}");
+        assert!(
+            !paths.iter().any(|p| p.contains("/man/")),
+            "man pages went to hello-doc: {paths:?}"
+        );
+        assert_eq!(
+            paths.contains(&"usr/share/hello/only-on-arm"),
+            arch == "aarch64"
+        );
+        let bin = hello
+            .files
+            .iter()
+            .find(|f| f.path == "usr/bin/hello")
+            .unwrap();
+        assert_eq!(bin.mode, 0o755);
+
+        let data = apk_file(&dir.join("hello-1.10-r2.apk"), "usr/bin/hello");
+        assert_eq!(data, format!("#!/bin/sh\necho hello {arch}\n"));
+        assert_eq!(
+            apk_file(&dir.join("hello-1.10-r2.apk"), "usr/share/hello/version"),
+            "1_10\n"
+        );
+        assert_eq!(
+            apk_file(
+                &dir.join("hello-1.10-r2.apk"),
+                "usr/share/hello/greeting.txt"
+            ),
+            "Greetings\n"
+        );
+        assert_eq!(
+            apk_file(&dir.join("hello-fr-1.10-r2.apk"), "usr/share/hello/lang/fr"),
+            "Bonjour\n"
+        );
+        let doc = Package::read_file(&dir.join("hello-doc-1.10-r2.apk")).unwrap();
+        assert!(doc
+            .files
+            .iter()
+            .any(|f| f.path == "usr/share/man/man1/hello.1"));
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(p.path("packages"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+}
+
+/// A file's content from a package, read with GNU tar (an independent reader).
+fn apk_file(apk: &Path, path: &str) -> String {
+    let out = Command::new("tar")
+        .arg("-xzOf")
+        .arg(apk)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn two_builds_give_identical_bytes() {
+    let p = Project::new(RECIPE);
+    assert!(p.build("one", &["--arch", "x86_64"]).status.success());
+    assert!(p.build("two", &["--arch", "x86_64"]).status.success());
+    let (one, two) = (snapshot(&p.path("one")), snapshot(&p.path("two")));
+    assert_eq!(one.len(), 5);
+    assert!(one == two, "the two builds differ");
+}
+
+/// Build once, then break the build in some way: the error names the cause and the
+/// repository is left exactly as it was.
+fn assert_fails_cleanly(recipe: &str, extra: &[&str], expect: &[&str]) {
+    let good = Project::new(RECIPE);
+    assert!(good
+        .build("packages", &["--arch", "x86_64"])
+        .status
+        .success());
+    let before = snapshot(&good.path("packages"));
+    good.write_recipe(recipe);
+    let out = good.build("packages", extra);
+    assert!(!out.status.success(), "succeeded: {}", stderr(&out));
+    let err = stderr(&out);
+    for needle in expect {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(
+        snapshot(&good.path("packages")) == before,
+        "the repository changed"
+    );
+    let stray: Vec<_> = std::fs::read_dir(good.path("packages"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .collect();
+    assert!(stray.is_empty());
+}
+
+#[test]
+fn failing_step_names_the_step_and_its_exit_code() {
+    let recipe = RECIPE.replace(
+        "  - name: install\n    runs: |\n",
+        "  - name: install\n    runs: |\n      echo about to fail\n      exit 3\n",
+    );
+    assert_fails_cleanly(
+        &recipe,
+        &["--arch", "x86_64"],
+        &["`install` failed with exit code 3", "about to fail"],
+    );
+}
+
+#[test]
+fn wrong_checksum_is_an_error_and_nothing_is_cached() {
+    let p = Project::new(&RECIPE.replace("@SHA256@", &"ab".repeat(32)));
+    let out = p.build("packages", &["--arch", "x86_64"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("checksum mismatch"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.path("packages/x86_64").exists());
+    let cached = snapshot(&p.path("cache"));
+    assert!(cached.is_empty(), "{:?}", cached.keys());
+}
+
+#[test]
+fn undefined_variable_is_named() {
+    let recipe = RECIPE.replace("echo ${{vars.mangled}}", "echo ${{vars.nope}}");
+    assert_fails_cleanly(&recipe, &["--arch", "x86_64"], &["vars.nope", "install"]);
+}
+
+#[test]
+fn working_directory_outside_the_workspace_is_refused() {
+    let recipe = RECIPE.replace(
+        "  - name: install\n",
+        "  - name: install\n    working-directory: ../../etc\n",
+    );
+    assert_fails_cleanly(&recipe, &["--arch", "x86_64"], &["outside the workspace"]);
+}
+
+#[test]
+fn missing_signing_key_is_an_error_before_building() {
+    let p = Project::new(RECIPE);
+    let out = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .arg("build")
+        .arg(p.path("hello.yaml"))
+        .arg("--out-dir")
+        .arg(p.path("packages"))
+        .args(["--signing-key", "/nonexistent/key.rsa", "--arch", "x86_64"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("/nonexistent/key.rsa"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.path("packages/x86_64").exists());
+}
+
+#[test]
+fn recursive_uses_is_an_error() {
+    let p = Project::new(RECIPE);
+    let dir = p.path("pipelines");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.yaml"), "name: a\npipeline:\n  - uses: b\n").unwrap();
+    std::fs::write(dir.join("b.yaml"), "name: b\npipeline:\n  - uses: a\n").unwrap();
+    let recipe = RECIPE.replace("  - name: install\n", "  - uses: a\n  - name: install\n");
+    p.write_recipe(&recipe);
+    let out = p.build(
+        "packages",
+        &["--arch", "x86_64", "--pipeline-dir", dir.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("recursive `uses`: a -> b -> a"),
+        "{}",
+        stderr(&out)
+    );
+}
