@@ -54,14 +54,98 @@ struct Staging {
     entry: IndexEntry,
 }
 
-/// Build one recipe for every requested architecture it supports, then publish the
-/// packages and update each architecture's index. Nothing reaches `out_dir` unless every
-/// architecture built.
-pub fn build(
-    recipe_path: &Path,
+/// Build recipes (files, or directories of `*.yaml`) in dependency order: a recipe
+/// whose build environment needs another recipe's package builds after it; recipes
+/// that do not depend on each other build in parallel.
+pub fn build_all(
+    paths: &[PathBuf],
     opts: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<Vec<Output>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut yamls: Vec<PathBuf> = fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
+            yamls.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+            yamls.sort();
+            files.extend(yamls);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let recipes = files
+        .iter()
+        .map(|f| load_valid(f).map(|r| (f.clone(), r)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut outputs = Vec::new();
+    for level in build_order(&recipes)? {
+        let built: Vec<Vec<Output>> = level
+            .par_iter()
+            .map(|&i| build_recipe(&recipes[i].0, &recipes[i].1, opts, reporter))
+            .collect::<anyhow::Result<_>>()?;
+        outputs.extend(built.into_iter().flatten());
+    }
+    Ok(outputs)
+}
+
+/// Recipes grouped into levels: each level needs only packages of earlier levels.
+fn build_order(recipes: &[(PathBuf, Recipe)]) -> anyhow::Result<Vec<Vec<usize>>> {
+    // Which recipe makes each package name (the package and its plain subpackages).
+    let mut maker: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, (_, r)) in recipes.iter().enumerate() {
+        maker.insert(&r.package.name, i);
+        for sub in r.subpackages.iter().filter(|s| !s.name.contains("${{")) {
+            maker.insert(&sub.name, i);
+        }
+    }
+    let needs: Vec<Vec<usize>> = recipes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, r))| {
+            let mut deps: Vec<usize> = r
+                .environment
+                .contents
+                .packages
+                .iter()
+                .filter_map(|p| p.parse::<apk::Dependency>().ok())
+                .filter_map(|d| maker.get(d.name.as_str()).copied())
+                .filter(|&j| j != i)
+                .collect();
+            deps.sort();
+            deps.dedup();
+            deps
+        })
+        .collect();
+    let mut level_of: Vec<Option<usize>> = vec![None; recipes.len()];
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    while level_of.iter().any(Option::is_none) {
+        let ready: Vec<usize> = (0..recipes.len())
+            .filter(|&i| level_of[i].is_none())
+            .filter(|&i| needs[i].iter().all(|&j| level_of[j].is_some()))
+            .collect();
+        if ready.is_empty() {
+            let stuck: Vec<String> = (0..recipes.len())
+                .filter(|&i| level_of[i].is_none())
+                .map(|i| recipes[i].0.display().to_string())
+                .collect();
+            bail!(
+                "these recipes need each other's packages to build, in a cycle: {}",
+                stuck.join(", ")
+            );
+        }
+        for &i in &ready {
+            level_of[i] = Some(levels.len());
+        }
+        levels.push(ready);
+    }
+    Ok(levels)
+}
+
+/// Read a recipe and refuse it with every problem listed when it is not valid.
+fn load_valid(recipe_path: &Path) -> anyhow::Result<Recipe> {
     let recipe = Recipe::load(recipe_path)?;
     let problems = recipe.validate();
     if !problems.is_empty() {
@@ -71,6 +155,28 @@ pub fn build(
             recipe_path.display(),
             list.join("\n")
         );
+    }
+    Ok(recipe)
+}
+
+/// Only one build at a time moves packages in and rewrites indexes.
+static PUBLISH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Build one recipe for every requested architecture it supports, then publish the
+/// packages and update each architecture's index. Nothing reaches `out_dir` unless every
+/// architecture built.
+pub fn build_recipe(
+    recipe_path: &Path,
+    recipe: &Recipe,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Vec<Output>> {
+    if !recipe.environment.contents.packages.is_empty() {
+        reporter.warn(&format!(
+            "{}: building with the host's toolchain (/usr read-only); environment.contents.packages are not installed: {}",
+            recipe_path.display(),
+            recipe.environment.contents.packages.join(" ")
+        ));
     }
     let recipe_dir = recipe_path
         .parent()
@@ -84,7 +190,7 @@ pub fn build(
                 .with_context(|| "loading the signing key (make one with `pkgr keygen`)")
         })
         .transpose()?;
-    let archs = target_archs(&recipe, &opts.archs)?;
+    let archs = target_archs(recipe, &opts.archs)?;
     if archs.is_empty() {
         reporter.warn(&format!(
             "{}: target-architecture {:?} excludes every requested architecture; nothing to build",
@@ -109,7 +215,7 @@ pub fn build(
         .tempdir_in(&opts.out_dir)
         .with_context(|| format!("creating a staging directory in {}", opts.out_dir.display()))?;
     let ctx = ArchBuild {
-        recipe: &recipe,
+        recipe,
         recipe_dir,
         opts,
         key: key.as_ref(),
@@ -127,6 +233,9 @@ pub fn build(
         .collect::<anyhow::Result<_>>()?;
 
     // Every architecture built: move the packages in, then rewrite the indexes.
+    let _publishing = PUBLISH
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut outputs = Vec::new();
     for (arch, packages) in archs.iter().zip(built) {
         let arch_dir = opts.out_dir.join(arch.apk());

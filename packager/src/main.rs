@@ -84,7 +84,9 @@ enum Command {
     /// Build a melange-format recipe into signed packages for each architecture, and
     /// update the repository index of each.
     Build {
-        recipe: PathBuf,
+        /// Recipe files, or directories of them; built in dependency order.
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
         /// Architectures: a comma-separated list of apk or OCI names, or `all`.
         #[arg(long, default_value = "all")]
         arch: String,
@@ -209,7 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Build {
-            recipe,
+            recipes,
             arch,
             out_dir,
             signing_key,
@@ -249,7 +251,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     offline,
                 },
             };
-            for output in build::build(&recipe, &opts, &StderrReporter)? {
+            for output in build::build_all(&recipes, &opts, &StderrReporter)? {
                 println!("{}", output.path.display());
             }
         }

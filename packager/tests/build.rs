@@ -392,3 +392,44 @@ fn recursive_uses_is_an_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_directory_of_recipes_builds_in_dependency_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = |name: &str, needs: &str| {
+        format!(
+            "package:\n  name: {name}\n  version: 1.0.0\n  epoch: 0\nenvironment:\n  contents:\n    packages:\n{needs}\npipeline:\n  - runs: |\n      mkdir -p ${{{{targets.destdir}}}}/etc\n      echo {name} > ${{{{targets.destdir}}}}/etc/{name}\n"
+        )
+    };
+    // "a-app" sorts first but needs "z-lib": z-lib must build first.
+    std::fs::write(
+        dir.path().join("a-app.yaml"),
+        recipe("a-app", "      - z-lib"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("z-lib.yaml"),
+        recipe("z-lib", "      - busybox"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .arg("build")
+        .arg(dir.path())
+        .args(["--arch", "x86_64", "--out-dir"])
+        .arg(dir.path().join("packages"))
+        .env("SOURCE_DATE_EPOCH", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let z = err.find("[z-lib/x86_64]").expect("z-lib built");
+    let a = err.find("[a-app/x86_64]").expect("a-app built");
+    assert!(z < a, "z-lib must build before a-app:\n{err}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("a-app-1.0.0-r0.apk") && printed.contains("z-lib-1.0.0-r0.apk"),
+        "{printed}"
+    );
+    let index = Index::read_file(&dir.path().join("packages/x86_64/APKINDEX.tar.gz")).unwrap();
+    assert_eq!(index.index.entries.len(), 2, "both recipes in one index");
+}
