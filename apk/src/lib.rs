@@ -7,6 +7,7 @@ pub mod arch;
 pub mod checksum;
 pub mod dependency;
 pub mod error;
+pub mod extract;
 pub mod fsutil;
 pub mod gzip;
 pub mod index;

@@ -441,6 +441,48 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A package cut into its gzip members.
+pub(crate) struct Members<'a> {
+    pub signatures: Vec<Signature>,
+    pub control: gzip::Member<'a>,
+    /// The data member (apk reads any further members as more data).
+    pub data: Vec<gzip::Member<'a>>,
+}
+
+impl<'a> Members<'a> {
+    pub fn split(bytes: &'a [u8]) -> Result<Self> {
+        let members = gzip::split_members(bytes, gzip::DEFAULT_MAX_UNPACKED)?;
+        let mut members = members.into_iter().peekable();
+        let first = members.peek().ok_or_else(|| malformed("empty file"))?;
+        let signatures = match signature::parse_member(&first.unpacked)? {
+            Some(sigs) => {
+                members.next();
+                sigs
+            }
+            None => Vec::new(),
+        };
+        let control = members
+            .next()
+            .ok_or_else(|| malformed("no control member after the signature"))?;
+        let data: Vec<_> = members.collect();
+        if data.is_empty() {
+            return Err(malformed("no data member after the control member"));
+        }
+        Ok(Members {
+            signatures,
+            control,
+            data,
+        })
+    }
+}
+
+/// The unpacked data tar of a package's data members.
+pub(crate) fn data_tar(data: &[gzip::Member<'_>]) -> Vec<u8> {
+    data.iter()
+        .flat_map(|m| m.unpacked.iter().copied())
+        .collect()
+}
+
 /// One entry of a package's data, as read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRecord {
@@ -483,23 +525,11 @@ impl Package {
 
     /// Split the members, parse the control and data tars, and check `datahash`.
     pub fn read(bytes: &[u8]) -> Result<Self> {
-        let members = gzip::split_members(bytes, gzip::DEFAULT_MAX_UNPACKED)?;
-        let mut members = members.into_iter().peekable();
-        let first = members.peek().ok_or_else(|| malformed("empty file"))?;
-        let signatures = match signature::parse_member(&first.unpacked)? {
-            Some(sigs) => {
-                members.next();
-                sigs
-            }
-            None => Vec::new(),
-        };
-        let control = members
-            .next()
-            .ok_or_else(|| malformed("no control member after the signature"))?;
-        let data: Vec<_> = members.collect();
-        if data.is_empty() {
-            return Err(malformed("no data member after the control member"));
-        }
+        let Members {
+            signatures,
+            control,
+            data,
+        } = Members::split(bytes)?;
 
         let control_tar = tarball::parse(&control.unpacked)?;
         if control_tar.has_eoa {
@@ -552,26 +582,26 @@ impl Package {
             }
         };
 
-        let unpacked: Vec<u8> = data
-            .iter()
-            .flat_map(|m| m.unpacked.iter().copied())
-            .collect();
+        let unpacked = data_tar(&data);
         let files = tarball::parse(&unpacked)?
             .entries
             .into_iter()
-            .map(|e| FileRecord {
-                size: e.data.len() as u64,
-                path: e.path,
-                typeflag: e.typeflag,
-                mode: e.mode,
-                uid: e.uid,
-                gid: e.gid,
-                uname: e.uname,
-                gname: e.gname,
-                link: e.link,
-                sha1: e.sha1,
+            .map(|e| {
+                crate::extract::checked_path(&e.path)?;
+                Ok(FileRecord {
+                    size: e.data.len() as u64,
+                    path: e.path,
+                    typeflag: e.typeflag,
+                    mode: e.mode,
+                    uid: e.uid,
+                    gid: e.gid,
+                    uname: e.uname,
+                    gname: e.gname,
+                    link: e.link,
+                    sha1: e.sha1,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Package {
             info,
             checksum,
