@@ -13,10 +13,13 @@ use rayon::prelude::*;
 
 use crate::fetch::SourceCache;
 use crate::pipeline::Executor;
-use crate::recipe::{Dependencies, Recipe, Scriptlets};
+use crate::recipe::{Dependencies, PackageOptions, Recipe, Scriptlets};
 use crate::report::Reporter;
 use crate::sandbox::{Runner, Sandbox};
+use crate::sbom;
+use crate::sca;
 use crate::subst::{self, BuildContext, Scope};
+use sha2::Digest as _;
 
 /// How to build.
 #[derive(Clone, Debug)]
@@ -36,6 +39,8 @@ pub struct BuildOptions {
     /// `SOURCE_DATE_EPOCH`; by default the recipe's last git commit time, else 0.
     pub source_date_epoch: Option<u64>,
     pub cache: SourceCache,
+    /// The distribution's name in SBOM package URLs (melange's `--namespace`).
+    pub namespace: String,
 }
 
 /// One package written.
@@ -333,13 +338,14 @@ impl ArchBuild<'_> {
         executor.run(&recipe.pipeline, &scope)?;
 
         // (name, scope, description, dependencies, scriptlets) of each package to write.
-        let mut packages = vec![(
-            pkg.name.clone(),
-            scope.clone(),
-            pkg.description.clone(),
-            &pkg.dependencies,
-            pkg.scriptlets.as_ref(),
-        )];
+        let mut packages = vec![Plan {
+            name: pkg.name.clone(),
+            scope: scope.clone(),
+            description: pkg.description.clone(),
+            dependencies: &pkg.dependencies,
+            scriptlets: pkg.scriptlets.as_ref(),
+            options: pkg.options.as_ref(),
+        }];
         for (sub, range_scope) in self.subpackages(&scope)? {
             let name = subst::substitute(&sub.name, &range_scope).context("subpackage name")?;
             let sub_scope = subst::subpackage_scope(&range_scope, &ws, &name);
@@ -358,32 +364,26 @@ impl ArchBuild<'_> {
             sub_exec
                 .run(&sub.pipeline, &sub_scope)
                 .with_context(|| format!("subpackage {name}"))?;
-            packages.push((
+            packages.push(Plan {
                 name,
-                sub_scope,
-                sub.description.clone(),
-                &sub.dependencies,
-                sub.scriptlets.as_ref(),
-            ));
+                scope: sub_scope,
+                description: sub.description.clone(),
+                dependencies: &sub.dependencies,
+                scriptlets: sub.scriptlets.as_ref(),
+                options: sub.options.as_ref(),
+            });
         }
 
         let arch_staging = self.staging.join(arch.apk());
         fs::create_dir_all(&arch_staging)?;
+        let trees: Vec<PathBuf> = packages.iter().map(|p| out_dir.join(&p.name)).collect();
+        let relatives: Vec<&Path> = trees.iter().map(PathBuf::as_path).collect();
         packages
-            .into_iter()
-            .map(|(name, scope, description, deps, scriptlets)| {
-                let tree = out_dir.join(&name);
-                self.package(
-                    arch,
-                    &name,
-                    &scope,
-                    description.as_deref(),
-                    deps,
-                    scriptlets,
-                    &tree,
-                    &arch_staging,
-                )
-                .with_context(|| format!("packaging {name}"))
+            .iter()
+            .zip(&trees)
+            .map(|(plan, tree)| {
+                self.package(arch, plan, tree, &relatives, &arch_staging)
+                    .with_context(|| format!("packaging {}", plan.name))
             })
             .collect()
     }
@@ -461,23 +461,22 @@ impl ArchBuild<'_> {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Write one package from its staged tree: metadata from the recipe, dependencies
+    /// from the recipe plus what the scan of its files finds.
     fn package(
         &self,
         arch: Arch,
-        name: &str,
-        scope: &Scope,
-        description: Option<&str>,
-        deps: &Dependencies,
-        scriptlets: Option<&Scriptlets>,
+        plan: &Plan<'_>,
         tree: &Path,
+        relatives: &[&Path],
         staging: &Path,
     ) -> anyhow::Result<Staging> {
         let pkg = &self.recipe.package;
-        let sub = |text: &str| subst::substitute(text, scope);
+        let (name, deps, scriptlets) = (plan.name.as_str(), plan.dependencies, plan.scriptlets);
+        let sub = |text: &str| subst::substitute(text, &plan.scope);
         let full_version = format!("{}-r{}", pkg.version, pkg.epoch);
         let mut info = PackageInfo::new(name, full_version.parse()?, arch.apk());
-        info.description = sub(description.unwrap_or(""))?;
+        info.description = sub(plan.description.as_deref().unwrap_or(""))?;
         info.url = sub(pkg.url.as_deref().unwrap_or(""))?;
         info.license = licenses(self.recipe);
         info.origin = Some(pkg.name.clone());
@@ -489,6 +488,7 @@ impl ArchBuild<'_> {
         info.depends = dep_list(&deps.runtime).context("dependencies.runtime")?;
         info.provides = dep_list(&deps.provides).context("dependencies.provides")?;
         info.replaces = dep_list(&deps.replaces).context("dependencies.replaces")?;
+        self.add_scanned_dependencies(&mut info, plan.options, tree, relatives)?;
         let priority = |p: &Option<String>, field: &str| -> anyhow::Result<Option<u64>> {
             p.as_deref()
                 .map(|v| {
@@ -536,6 +536,7 @@ impl ArchBuild<'_> {
             builder.signer = Some((key, vec![self.opts.signature]));
         }
         fs::create_dir_all(tree)?;
+        self.write_sbom(&builder.info, arch, tree, &plan.scope)?;
         let staged = Staged::from_dir(tree)?;
         let file_name = format!("{name}-{full_version}.apk");
         let tmp_path = staging.join(&file_name);
@@ -551,6 +552,139 @@ impl ArchBuild<'_> {
             tmp_path,
             entry,
         })
+    }
+}
+
+/// What a package is made of, before its files are scanned and written.
+struct Plan<'r> {
+    name: String,
+    scope: Scope,
+    description: Option<String>,
+    dependencies: &'r Dependencies,
+    scriptlets: Option<&'r Scriptlets>,
+    options: Option<&'r PackageOptions>,
+}
+
+impl ArchBuild<'_> {
+    /// Put the package's SPDX SBOM into its tree, where melange puts it, listing every
+    /// file with its checksums and the sources the recipe fetched.
+    fn write_sbom(
+        &self,
+        info: &PackageInfo,
+        arch: Arch,
+        tree: &Path,
+        scope: &Scope,
+    ) -> anyhow::Result<()> {
+        let mut files = Vec::new();
+        for entry in Staged::from_dir(tree)?.entries() {
+            if let apk::package::Content::Path(path) = &entry.content {
+                let bytes = fs::read(path)?;
+                files.push(sbom::SbomFile {
+                    path: entry.path.clone(),
+                    sha1: sha1::Sha1::digest(&bytes).into(),
+                    sha256: sha2::Sha256::digest(&bytes).into(),
+                });
+            }
+        }
+        let mut sources = Vec::new();
+        collect_sources(&self.recipe.pipeline, scope, &mut sources);
+        let input = sbom::SbomInput {
+            name: &info.name,
+            version: info.version.as_str(),
+            arch,
+            license: &info.license,
+            license_texts: &[],
+            copyright: "",
+            description: &info.description,
+            url: &info.url,
+            origin: info.origin.as_deref().unwrap_or(&info.name),
+            namespace: &self.opts.namespace,
+            created: self.epoch,
+            files: &files,
+            sources: &sources,
+        };
+        let rel = sbom::sbom_path(&info.name, info.version.as_str());
+        let path = tree.join(&rel);
+        fs::create_dir_all(path.parent().expect("the SBOM path has directories"))?;
+        fs::write(&path, sbom::spdx_json(&input)).with_context(|| format!("writing {rel}"))?;
+        Ok(())
+    }
+
+    /// melange's SCA: `so:`, `cmd:` and `pc:` provides and depends found in the files,
+    /// merged after the recipe's own, minus what the package provides itself.
+    fn add_scanned_dependencies(
+        &self,
+        info: &mut PackageInfo,
+        options: Option<&PackageOptions>,
+        tree: &Path,
+        relatives: &[&Path],
+    ) -> anyhow::Result<()> {
+        let arch: Arch = info.arch.parse()?;
+        let options = options.cloned().unwrap_or_default();
+        let found = sca::Scan::new(tree, arch, &info.version)
+            .options(sca::ScaOptions {
+                no_provides: options.no_provides,
+                no_depends: options.no_depends,
+                no_commands: options.no_commands,
+                no_versioned_shlib_deps: options.no_versioned_shlib_deps,
+            })
+            .relatives(relatives)
+            .run()?;
+        for skipped in &found.skipped {
+            self.reporter
+                .warn(&format!("{} ({arch}): {skipped}", info.name));
+        }
+        for warning in &found.warnings {
+            self.reporter
+                .warn(&format!("{} ({arch}): {warning}", info.name));
+        }
+        let merge = |into: &mut Vec<apk::Dependency>, more: Vec<apk::Dependency>| {
+            for dep in more {
+                if !into.iter().any(|d| d.name == dep.name) {
+                    into.push(dep);
+                }
+            }
+        };
+        merge(&mut info.provides, found.provides);
+        merge(&mut info.depends, found.depends);
+        sca::remove_self_provided(&mut info.depends, &info.provides);
+        Ok(())
+    }
+}
+
+/// The `fetch` and `git-checkout` steps of a pipeline, as SBOM sources. Values that do
+/// not substitute are left out: the build itself reports them.
+fn collect_sources(steps: &[crate::recipe::Step], scope: &Scope, out: &mut Vec<sbom::SourceRef>) {
+    for step in steps {
+        let with = |key: &str| {
+            step.with
+                .get(key)
+                .and_then(|v| subst::substitute(v, scope).ok())
+        };
+        match step.uses.as_deref() {
+            Some("fetch") => {
+                if let Some(uri) = with("uri") {
+                    out.push(sbom::SourceRef::Archive {
+                        uri,
+                        name: with("purl-name").unwrap_or_default(),
+                        version: with("purl-version").unwrap_or_default(),
+                        sha256: with("expected-sha256"),
+                        sha512: with("expected-sha512"),
+                    });
+                }
+            }
+            Some("git-checkout") => {
+                if let Some(repository) = with("repository") {
+                    out.push(sbom::SourceRef::Git {
+                        repository,
+                        tag: with("tag"),
+                        commit: with("expected-commit"),
+                    });
+                }
+            }
+            _ => {}
+        }
+        collect_sources(&step.pipeline, scope, out);
     }
 }
 

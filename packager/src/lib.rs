@@ -9,6 +9,8 @@ pub mod recipe;
 pub mod repo;
 pub mod report;
 pub mod sandbox;
+pub mod sbom;
+pub mod sca;
 pub mod split;
 pub mod subst;
 

@@ -115,6 +115,9 @@ enum Command {
         /// Use only cached sources.
         #[arg(long)]
         offline: bool,
+        /// The distribution's name, used in the SBOM's package URLs.
+        #[arg(long, default_value = "unknown")]
+        namespace: String,
     },
     /// Check recipes: parse them (unknown keys are errors) and validate them. A directory
     /// stands for its *.yaml files. Prints `FILE: OK` or each problem.
@@ -222,6 +225,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             source_dir,
             cache_dir,
             offline,
+            namespace,
         } => {
             let runner = match runner {
                 RunnerArg::Host => Runner::Host,
@@ -250,6 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     dir: cache_dir.unwrap_or_else(SourceCache::default_dir),
                     offline,
                 },
+                namespace,
             };
             for output in build::build_all(&recipes, &opts, &StderrReporter)? {
                 println!("{}", output.path.display());

@@ -236,6 +236,25 @@ fn builds_a_melange_style_recipe_for_two_arches() {
             apk_file(&dir.join("hello-fr-1.10-r2.apk"), "usr/share/hello/lang/fr"),
             "Bonjour\n"
         );
+        // The embedded SBOM is valid SPDX for the real validator.
+        let sbom = apk_file(
+            &dir.join("hello-1.10-r2.apk"),
+            "var/lib/db/sbom/hello-1.10-r2.spdx.json",
+        );
+        assert!(sbom.contains("pkg:apk/"), "{sbom}");
+        let sbom_path = p.path(&format!("hello-{arch}.spdx.json"));
+        std::fs::write(&sbom_path, &sbom).unwrap();
+        let check = Command::new("pyspdxtools")
+            .arg("-i")
+            .arg(&sbom_path)
+            .output()
+            .expect("pyspdxtools (pip install 'spdx-tools>=0.8,<0.9')");
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+
         let doc = Package::read_file(&dir.join("hello-doc-1.10-r2.apk")).unwrap();
         assert!(doc
             .files
@@ -432,4 +451,55 @@ fn a_directory_of_recipes_builds_in_dependency_order() {
     );
     let index = Index::read_file(&dir.path().join("packages/x86_64/APKINDEX.tar.gz")).unwrap();
     assert_eq!(index.index.entries.len(), 2, "both recipes in one index");
+}
+
+/// The dependency scan finds sonames, commands and libraries in real ELF files that the
+/// recipe compiles with the host's gcc inside the sandbox.
+#[test]
+fn scans_built_elf_files_for_provides_and_depends() {
+    let dir = tempfile::tempdir().unwrap();
+    let recipe = r#"
+package:
+  name: libgreet
+  version: 2.1.0
+  epoch: 0
+pipeline:
+  - runs: |
+      printf 'int greet(void) { return 42; }\n' > greet.c
+      printf 'int greet(void);\nint main(void) { return greet() - 42; }\n' > main.c
+      gcc -shared -fPIC -Wl,-soname,libgreet.so.2 -o libgreet.so.2.1.0 greet.c
+      gcc -o greet main.c -L. -l:libgreet.so.2.1.0
+      d=${{targets.destdir}}
+      mkdir -p $d/usr/lib $d/usr/bin
+      install -m 755 libgreet.so.2.1.0 $d/usr/lib/
+      ln -s libgreet.so.2.1.0 $d/usr/lib/libgreet.so.2
+      install -m 755 greet $d/usr/bin/
+"#;
+    std::fs::write(dir.path().join("libgreet.yaml"), recipe).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pkgr"))
+        .arg("build")
+        .arg(dir.path().join("libgreet.yaml"))
+        .args(["--arch", "x86_64", "--out-dir"])
+        .arg(dir.path().join("packages"))
+        .env("SOURCE_DATE_EPOCH", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pkg =
+        Package::read_file(&dir.path().join("packages/x86_64/libgreet-2.1.0-r0.apk")).unwrap();
+    let provides: Vec<String> = pkg.info.provides.iter().map(|d| d.to_string()).collect();
+    let depends: Vec<String> = pkg.info.depends.iter().map(|d| d.to_string()).collect();
+    assert!(
+        provides.contains(&"so:libgreet.so.2=2".to_string()),
+        "{provides:?}"
+    );
+    assert!(
+        provides.contains(&"cmd:greet=2.1.0-r0".to_string()),
+        "{provides:?}"
+    );
+    assert!(depends.contains(&"so:libc.so.6".to_string()), "{depends:?}");
+    assert!(
+        !depends.iter().any(|d| d.starts_with("so:libgreet")),
+        "self-provided: {depends:?}"
+    );
 }
