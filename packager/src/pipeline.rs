@@ -137,6 +137,13 @@ impl Executor<'_> {
                 source,
             })
         };
+        // `if-arch`: the step runs only for that architecture; a name we do not build
+        // for never matches, as in melange.
+        if let Some(only) = &step.if_arch {
+            if only.parse::<Arch>().ok() != Some(self.arch) {
+                return Ok(());
+            }
+        }
         if let Some(cond) = &step.if_condition {
             let holds =
                 subst::eval_condition(cond, scope).map_err(|source| PipelineError::Subst {

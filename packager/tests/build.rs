@@ -122,6 +122,8 @@ pipeline:
       echo ".TH hello 1" > ${{targets.destdir}}/usr/share/man/man1/hello.1
   - if: ${{build.arch}} == 'aarch64'
     runs: echo arm > ${{targets.destdir}}/usr/share/hello/only-on-arm
+  - if-arch: x86_64
+    runs: echo x86 > ${{targets.destdir}}/usr/share/hello/only-on-x86
 
 subpackages:
   - range: langs

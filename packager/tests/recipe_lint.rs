@@ -265,3 +265,201 @@ fn lint_outcome_keeps_the_parse_error() {
     let reports = lint_paths(&[recipes("bad").join("alias-bomb.yaml")]);
     assert!(matches!(reports[0].outcome, LintOutcome::Failed(_)));
 }
+
+// Forms found in real recipes (wolfi-dev/os history, melange's own examples) that an
+// earlier model refused. Each recipe here is written for the test.
+
+fn parse(yaml: &str) -> Result<Recipe, RecipeError> {
+    Recipe::parse(yaml, Path::new("r.yaml"))
+}
+
+fn validate(yaml: &str) -> Vec<String> {
+    parse(yaml)
+        .expect("parses")
+        .validate()
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
+}
+
+const PKG: &str = "package:\n  name: demo\n  version: 1.2.3\n  epoch: 0\n";
+
+#[test]
+fn old_melange_secfixes_and_advisories_are_read() {
+    let r = parse(&format!(
+        "{PKG}secfixes:\n  1.2.2-r0:\n    - CVE-2022-0001\n    - CVE-2022-0002\n  \
+         1.2.3-r0:\nadvisories:\n  CVE-2022-0001:\n    - timestamp: 2022-12-24T13:35:15-05:00\n      \
+         status: fixed\n      fixed-version: 1.2.2-r0\n  CVE-2022-0003:\n    - timestamp: \
+         2023-01-02T00:00:00Z\n      status: not_affected\n      justification: \
+         vulnerable_code_not_present\n      impact: not built\n"
+    ))
+    .unwrap();
+    assert_eq!(r.secfixes["1.2.2-r0"], ["CVE-2022-0001", "CVE-2022-0002"]);
+    assert!(r.secfixes["1.2.3-r0"].is_empty());
+    let fixed = &r.advisories["CVE-2022-0001"][0];
+    assert_eq!(fixed.status.as_deref(), Some("fixed"));
+    assert_eq!(fixed.fixed_version.as_deref(), Some("1.2.2-r0"));
+    assert_eq!(
+        r.advisories["CVE-2022-0003"][0].impact.as_deref(),
+        Some("not built")
+    );
+    assert!(r.validate().is_empty());
+
+    let err = parse(&format!(
+        "{PKG}advisories:\n  CVE-1:\n    - status: fixed\n      fixed-versoin: 1\n"
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown field `fixed-versoin`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn newer_step_fields_retry_if_arch_and_needs_environment() {
+    let r = parse(&format!(
+        "{PKG}pipeline:\n  - if-arch: arm64\n    retry:\n      attempts: 3\n      backoff: linear\n      \
+         initial-delay: 500ms\n      max-delay: 1m\n    runs: make\n  - needs:\n      \
+         environment:\n        FOO: bar\n        N: 1\n"
+    ))
+    .unwrap();
+    let retry = r.pipeline[0].retry.as_ref().unwrap();
+    assert_eq!(retry.attempts, 3);
+    assert_eq!(retry.backoff.as_deref(), Some("linear"));
+    assert_eq!(retry.initial_delay.as_deref(), Some("500ms"));
+    assert_eq!(r.pipeline[0].if_arch.as_deref(), Some("arm64"));
+    let needs = r.pipeline[1].needs.as_ref().unwrap();
+    assert_eq!(needs.environment["FOO"], "bar");
+    assert_eq!(needs.environment["N"], "1");
+    assert!(r.validate().is_empty(), "{:?}", r.validate());
+
+    let p = validate(&format!(
+        "{PKG}pipeline:\n  - retry:\n      attempts: -1\n      backoff: random\n      \
+         initial-delay: 5\n      max-delay: soon\n    runs: make\n"
+    ));
+    assert_eq!(p.len(), 4, "{p:?}");
+    assert!(p[0].starts_with("pipeline[0].retry.attempts: must be at least 1"));
+    assert!(p[1].starts_with("pipeline[0].retry.backoff: must be constant, linear"));
+    assert!(p[2].starts_with("pipeline[0].retry.initial-delay: \"5\" is not a duration"));
+    assert!(p[3].starts_with("pipeline[0].retry.max-delay: \"soon\" is not a duration"));
+
+    let err = parse(&format!(
+        "{PKG}pipeline:\n  - retry:\n      tries: 3\n    runs: make\n"
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("pipeline[0].retry: unknown field `tries`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parallel_subpackages_and_subpackage_copyright() {
+    let r = parse(&format!(
+        "{PKG}max-parallel-subpackages: 2\nsubpackages:\n  - name: demo-a\n    parallel: true\n    \
+         copyright:\n      - license: MIT\n  - name: demo-b\n    copyright:\n      - operator: OR\n        \
+         licenses:\n          - license: MIT\n          - license: Apache-2.0\n"
+    ))
+    .unwrap();
+    assert_eq!(r.max_parallel_subpackages, 2);
+    assert!(r.subpackages[0].parallel);
+    assert!(!r.subpackages[1].parallel);
+    assert_eq!(
+        r.subpackages[0].copyright[0].license.as_deref(),
+        Some("MIT")
+    );
+    assert!(r.validate().is_empty());
+
+    let p = validate(&format!(
+        "{PKG}subpackages:\n  - name: demo-a\n    copyright:\n      - operator: XOR\n        \
+         licenses:\n          - license: MIT\n"
+    ));
+    assert_eq!(
+        p,
+        ["subpackages[0].copyright[0].operator: must be AND or OR, not \"XOR\""]
+    );
+}
+
+#[test]
+fn environment_certificates_are_read() {
+    let r = parse(&format!(
+        "{PKG}environment:\n  certificates:\n    providers: [mozilla]\n    additional:\n      \
+         - name: corp.crt\n        content: |\n          -----BEGIN CERTIFICATE-----\n"
+    ))
+    .unwrap();
+    let certs = r.environment.certificates.as_ref().unwrap();
+    assert_eq!(certs.providers, ["mozilla"]);
+    assert_eq!(certs.additional[0].name.as_deref(), Some("corp.crt"));
+    let err = parse(&format!(
+        "{PKG}environment:\n  certificates:\n    extra: []\n"
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("unknown field `extra`"), "{err}");
+}
+
+#[test]
+fn noarch_is_a_target_architecture() {
+    let p = validate("package:\n  name: a\n  version: 1\n  target-architecture: [noarch]\n");
+    assert!(p.is_empty(), "{p:?}");
+    // It is melange's word for "any", not an architecture apko builds for.
+    let p = validate("package:\n  name: a\n  version: 1\nenvironment:\n  archs: [noarch]\n");
+    assert!(
+        p[0].starts_with("environment.archs[0]: unknown architecture"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn yaml_merge_keys_are_applied_like_melange() {
+    let r = parse(
+        "package:\n  name: demo\n  version: &v 1.10\n  epoch: 0\n  copyright:\n    - license: MIT\n\
+         vars:\n  ver: *v\n\
+         environment:\n  environment: &env\n    A: '1'\n    B: 2\n\
+         pipeline:\n  - &make\n    name: make\n    runs: make\n    environment:\n      <<: *env\n      \
+         B: three\n  - <<: *make\n    name: again\n  - <<: [*make]\n    working-directory: sub\n\
+         subpackages:\n  - name: demo-dev\n    dependencies: &deps\n      runtime: [demo]\n  \
+         - name: demo-doc\n    dependencies:\n      <<: *deps\n      provides: [demo-docs=1]\n\
+         update:\n  <<: {enabled: true, manual: false}\n  release-monitor: {identifier: 7}\n",
+    )
+    .unwrap();
+    // Scalars keep their text through the rewrite; typed ones stay typed.
+    assert_eq!(r.package.version, "1.10");
+    assert_eq!(r.vars["ver"], "1.10");
+    assert_eq!(r.package.epoch, 0);
+    // The mapping's own keys win over merged ones.
+    assert_eq!(r.pipeline[0].environment["A"], "1");
+    assert_eq!(r.pipeline[0].environment["B"], "three");
+    assert_eq!(r.pipeline[1].name.as_deref(), Some("again"));
+    assert_eq!(r.pipeline[1].runs.as_deref(), Some("make"));
+    assert_eq!(r.pipeline[1].environment["B"], "three");
+    assert_eq!(r.pipeline[2].name.as_deref(), Some("make"));
+    assert_eq!(r.pipeline[2].working_directory.as_deref(), Some("sub"));
+    assert_eq!(r.subpackages[1].dependencies.runtime, ["demo"]);
+    assert_eq!(r.subpackages[1].dependencies.provides, ["demo-docs=1"]);
+    let update = r.update.as_ref().unwrap();
+    assert!(update.enabled);
+    assert_eq!(update.release_monitor.as_ref().unwrap().identifier, 7);
+    assert!(r.validate().is_empty(), "{:?}", r.validate());
+
+    // Merged keys are checked like any others.
+    let err = parse(&format!(
+        "{PKG}pipeline:\n  - &s\n    runs: make\n  - <<: *s\n    nmae: typo\n"
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("r.yaml: pipeline[1]: unknown field `nmae`"),
+        "{err}"
+    );
+    let err = parse(&format!("{PKG}pipeline:\n  - <<: 3\n    runs: make\n")).unwrap_err();
+    assert!(err.to_string().contains("merge key"), "{err}");
+}
+
+#[test]
+fn only_the_first_yaml_document_is_the_recipe() {
+    let r = parse(&format!("{PKG}---\n")).unwrap();
+    assert_eq!(r.package.name, "demo");
+    let r = parse(&format!("---\n{PKG}---\nnot: a recipe\n")).unwrap();
+    assert_eq!(r.package.version, "1.2.3");
+}

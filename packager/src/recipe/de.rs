@@ -9,7 +9,9 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde::Deserialize;
 
 /// A scalar's source text. Reads through `deserialize_str`, which serde_norway answers
@@ -261,6 +263,311 @@ impl<'de> Visitor<'de> for Counter<'_> {
     }
 }
 
+/// Reads the first YAML document of `text` into `T`, as melange's decoder does: any
+/// later documents (a trailing `---`, say) are not read into the recipe.
+pub fn first_document<T: DeserializeOwned>(text: &str) -> Result<T, serde_norway::Error> {
+    match serde_norway::Deserializer::from_str(text).next() {
+        Some(doc) => T::deserialize(doc),
+        None => serde_norway::from_str(text),
+    }
+}
+
+/// The first document of `text` rewritten with its YAML merge keys applied, or `None`
+/// when it has none.
+///
+/// yaml.v3, and so melange, merges `<<: *anchor` (or `<<: [*a, *b]`) into the mapping
+/// that holds it, the mapping's own keys winning, then earlier sources over later ones;
+/// serde reads `<<` as an ordinary key. Scalars keep their source text and their
+/// plain-or-quoted form, so `version: 1.10` still reads as `1.10` and `epoch: 2` as a
+/// number. The rewrite is one line of flow YAML, so positions in it mean nothing.
+pub fn apply_merge_keys(text: &str) -> Result<Option<String>, serde_norway::Error> {
+    if !text.contains("<<") {
+        return Ok(None);
+    }
+    let Some(doc) = serde_norway::Deserializer::from_str(text).next() else {
+        return Ok(None);
+    };
+    // A document this pass cannot read (a custom tag, say) is left to the real parse,
+    // which reports what is wrong with it.
+    let Ok(shape) = Shape::deserialize(doc) else {
+        return Ok(None);
+    };
+    if !shape.has_merge_key() {
+        return Ok(None);
+    }
+    let Some(doc) = serde_norway::Deserializer::from_str(text).next() else {
+        return Ok(None);
+    };
+    let node = Guided(&shape).deserialize(doc)?;
+    let node = node
+        .merged()
+        .map_err(<serde_norway::Error as de::Error>::custom)?;
+    let mut out = String::with_capacity(text.len());
+    node.emit(&mut out);
+    Ok(Some(out))
+}
+
+/// A node's kind as yaml.v3 would resolve it, found in a first pass over the document.
+enum Shape {
+    Null,
+    /// A plain scalar that resolves to a bool or a number.
+    Typed,
+    /// A string: quoted, or plain and not a bool, number or null.
+    Str(String),
+    Seq(Vec<Shape>),
+    Map(Vec<(Shape, Shape)>),
+}
+
+impl Shape {
+    fn is_merge_key(&self) -> bool {
+        matches!(self, Shape::Str(s) if s == "<<")
+    }
+
+    fn has_merge_key(&self) -> bool {
+        match self {
+            Shape::Seq(items) => items.iter().any(Shape::has_merge_key),
+            Shape::Map(entries) => entries
+                .iter()
+                .any(|(k, v)| k.is_merge_key() || k.has_merge_key() || v.has_merge_key()),
+            _ => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Shape;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any YAML node")
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape::Typed)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape::Typed)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape::Typed)
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Shape, E> {
+                Ok(Shape::Typed)
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Shape, E> {
+                Ok(Shape::Typed)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
+                Ok(Shape::Typed)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Shape, E> {
+                Ok(Shape::Str(v.to_owned()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+                Ok(Shape::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Shape, E> {
+                Ok(Shape::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+                Shape::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Shape::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(Shape::Map(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A node with its scalars' source text, read in a second pass that [`Shape`] guides.
+#[derive(Clone, PartialEq)]
+enum Node {
+    Null,
+    /// A plain bool or number, kept as written (`1.10`, `0755`, `true`).
+    Typed(String),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+struct Guided<'a>(&'a Shape);
+
+impl<'de> DeserializeSeed<'de> for Guided<'_> {
+    type Value = Node;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        match self.0 {
+            Shape::Null => {
+                de::IgnoredAny::deserialize(d)?;
+                Ok(Node::Null)
+            }
+            Shape::Typed => Ok(Node::Typed(Text::deserialize(d)?.0)),
+            Shape::Str(_) => Ok(Node::Str(Text::deserialize(d)?.0)),
+            Shape::Seq(items) => d.deserialize_seq(GuidedSeq(items)),
+            Shape::Map(entries) => d.deserialize_map(GuidedMap(entries)),
+        }
+    }
+}
+
+struct GuidedSeq<'a>(&'a [Shape]);
+
+impl<'de> Visitor<'de> for GuidedSeq<'_> {
+    type Value = Node;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        for shape in self.0 {
+            match seq.next_element_seed(Guided(shape))? {
+                Some(item) => items.push(item),
+                None => return Err(de::Error::custom("the document changed between passes")),
+            }
+        }
+        Ok(Node::Seq(items))
+    }
+}
+
+struct GuidedMap<'a>(&'a [(Shape, Shape)]);
+
+impl<'de> Visitor<'de> for GuidedMap<'_> {
+    type Value = Node;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        for (key, value) in self.0 {
+            let Some(k) = map.next_key_seed(Guided(key))? else {
+                return Err(de::Error::custom("the document changed between passes"));
+            };
+            entries.push((k, map.next_value_seed(Guided(value))?));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+impl Node {
+    fn is_merge_key(&self) -> bool {
+        matches!(self, Node::Str(s) if s == "<<")
+    }
+
+    /// The node with every merge key applied, innermost first.
+    fn merged(self) -> Result<Node, String> {
+        match self {
+            Node::Seq(items) => Ok(Node::Seq(
+                items
+                    .into_iter()
+                    .map(Node::merged)
+                    .collect::<Result<_, _>>()?,
+            )),
+            Node::Map(entries) => {
+                let mut own: Vec<(Node, Node)> = Vec::new();
+                let mut sources: Vec<Node> = Vec::new();
+                for (k, v) in entries {
+                    let v = v.merged()?;
+                    if k.is_merge_key() {
+                        match v {
+                            Node::Map(_) => sources.push(v),
+                            Node::Seq(items) => {
+                                for item in items {
+                                    if !matches!(item, Node::Map(_)) {
+                                        return Err("a merge key (<<) takes a mapping or a \
+                                                    list of mappings"
+                                            .to_owned());
+                                    }
+                                    sources.push(item);
+                                }
+                            }
+                            _ => {
+                                return Err("a merge key (<<) takes a mapping or a list of \
+                                            mappings"
+                                    .to_owned())
+                            }
+                        }
+                    } else {
+                        own.push((k.merged()?, v));
+                    }
+                }
+                for source in sources {
+                    let Node::Map(merged) = source else {
+                        continue;
+                    };
+                    for (k, v) in merged {
+                        if !own.iter().any(|(have, _)| *have == k) {
+                            own.push((k, v));
+                        }
+                    }
+                }
+                Ok(Node::Map(own))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Writes the node as flow YAML.
+    fn emit(&self, out: &mut String) {
+        match self {
+            Node::Null => out.push_str("null"),
+            Node::Typed(text) => out.push_str(text),
+            Node::Str(s) => quote(s, out),
+            Node::Seq(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    item.emit(out);
+                }
+                out.push(']');
+            }
+            Node::Map(entries) => {
+                out.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    k.emit(out);
+                    out.push_str(": ");
+                    v.emit(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// `s` as a YAML double-quoted scalar.
+fn quote(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{85}' || c == '\u{feff}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +623,42 @@ mod tests {
         assert_eq!(t("v: x\np: 493").p, Some(493));
         assert_eq!(t("v: x\np: 0x1ed").p, Some(0o755));
         assert!(serde_norway::from_str::<T>("v: x\np: rwx").is_err());
+    }
+
+    #[test]
+    fn merge_keys_are_applied_keeping_scalar_text_and_form() {
+        assert_eq!(apply_merge_keys("v: 1\nm: {a: b}\n").unwrap(), None);
+        // `<<` only as text, never as a key: nothing to rewrite.
+        assert_eq!(apply_merge_keys("v: '<<'\n").unwrap(), None);
+        let yaml = "base: &b {v: 1.10, q: '1.10', t: true, n: ~, s: \"a\\\"b\\n\"}\n\
+                    x:\n  <<: *b\n  t: false\n";
+        let merged = apply_merge_keys(yaml).unwrap().unwrap();
+        #[derive(Deserialize)]
+        struct X {
+            #[serde(deserialize_with = "text")]
+            v: String,
+            #[serde(deserialize_with = "text")]
+            q: String,
+            t: bool,
+            #[serde(deserialize_with = "text")]
+            n: String,
+            s: String,
+        }
+        #[derive(Deserialize)]
+        struct Doc {
+            x: X,
+        }
+        let doc: Doc = first_document(&merged).unwrap();
+        assert_eq!(doc.x.v, "1.10");
+        assert_eq!(doc.x.q, "1.10");
+        assert!(!doc.x.t);
+        assert_eq!(doc.x.n, "");
+        assert_eq!(doc.x.s, "a\"b\n");
+        // A quoted "1" stays a string: it does not become a number on the way.
+        let merged = apply_merge_keys("a: &a {n: '1'}\nb: {<<: *a}\n")
+            .unwrap()
+            .unwrap();
+        assert!(merged.contains("\"n\": \"1\""), "{merged}");
     }
 
     #[test]

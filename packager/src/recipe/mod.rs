@@ -87,9 +87,20 @@ impl RecipeError {
 
 /// Reads one YAML document into `T`, after checking that its aliases do not expand it
 /// beyond reason.
+/// Like melange, only the first document is read, and YAML merge keys (`<<: *anchor`)
+/// are applied; errors in a document that had merge keys carry no position.
 fn from_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, RecipeError> {
     de::check_expansion(text).map_err(|e| RecipeError::yaml(file, e))?;
-    serde_norway::from_str(text).map_err(|e| RecipeError::yaml(file, e))
+    if let Some(merged) = de::apply_merge_keys(text).map_err(|e| RecipeError::yaml(file, e))? {
+        return de::first_document(&merged).map_err(|e| {
+            let mut err = RecipeError::yaml(file, e);
+            if let RecipeError::Yaml { location, .. } = &mut err {
+                *location = None;
+            }
+            err
+        });
+    }
+    de::first_document(text).map_err(|e| RecipeError::yaml(file, e))
 }
 
 fn read(path: &Path) -> Result<String, RecipeError> {

@@ -48,6 +48,42 @@ pub struct Recipe {
     /// Tests of the main package (`melange test`).
     #[serde(default, deserialize_with = "de::nullable")]
     pub test: Option<Test>,
+    /// At most this many `parallel: true` subpackages build at once (newer melange);
+    /// unset or 0 leaves it to melange.
+    #[serde(default, deserialize_with = "de::nullable")]
+    pub max_parallel_subpackages: u64,
+    /// Older melange (early 2023): fixed CVEs by the `VERSION-rEPOCH` that fixed them,
+    /// for the security database. No effect on the build.
+    #[serde(default, deserialize_with = "de::nullable_values")]
+    pub secfixes: BTreeMap<String, Vec<String>>,
+    /// Older melange (early 2023): VEX statements by vulnerability id, oldest first.
+    /// No effect on the build.
+    #[serde(default, deserialize_with = "de::nullable_values")]
+    pub advisories: BTreeMap<String, Vec<Advisory>>,
+}
+
+/// One statement in the old top-level `advisories:` (melange's `AdvisoryContent`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Advisory {
+    /// When the statement was known to be true (an RFC 3339 timestamp).
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub timestamp: Option<String>,
+    /// A VEX status: `not_affected`, `affected`, `fixed` or `under_investigation`.
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub status: Option<String>,
+    /// Why the package is `not_affected`.
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub justification: Option<String>,
+    /// `impact:`: why the vulnerability cannot be exploited.
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub impact: Option<String>,
+    /// `action:`: what to do about an `affected` package.
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub action: Option<String>,
+    /// The `VERSION-rEPOCH` that fixed it, for `fixed`.
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub fixed_version: Option<String>,
 }
 
 /// `package:`, melange's `Package`.
@@ -298,6 +334,10 @@ pub struct Step {
     /// `${{build.arch}} == 'x86_64' && ${{vars.x}} != ''`.
     #[serde(default, rename = "if", deserialize_with = "de::opt_text")]
     pub if_condition: Option<String>,
+    /// `if-arch:` (newer melange): run only when building for this architecture (apk or
+    /// OCI name). An unknown name simply never matches.
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub if_arch: Option<String>,
     #[serde(default, deserialize_with = "de::nullable")]
     pub assertions: Option<Assertions>,
     /// Where the step runs; relative paths are under `/home/build` (the default).
@@ -306,6 +346,27 @@ pub struct Step {
     /// Extra environment variables for this step and its children.
     #[serde(default, deserialize_with = "de::text_map")]
     pub environment: BTreeMap<String, String>,
+    /// Run the step again when it fails (newer melange).
+    #[serde(default, deserialize_with = "de::nullable")]
+    pub retry: Option<Retry>,
+}
+
+/// `retry:` of a step: how often, and how long to wait in between.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Retry {
+    /// Runs in all, at least 1; unset or 0 means 1.
+    #[serde(default, deserialize_with = "de::nullable")]
+    pub attempts: i64,
+    /// `constant`, `linear` or `exponential` (the default).
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub backoff: Option<String>,
+    /// A Go duration (`1s`, the default).
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub initial_delay: Option<String>,
+    /// A Go duration (`60s`, the default).
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub max_delay: Option<String>,
 }
 
 /// A named pipeline file, as found in `--pipeline-dir` or melange's built-ins
@@ -333,6 +394,10 @@ pub struct Needs {
     /// apk dependency atoms added to the build (or test) environment.
     #[serde(default, deserialize_with = "de::text_list")]
     pub packages: Vec<String>,
+    /// Environment variables the step hands up to the pipeline that runs it (newer
+    /// melange).
+    #[serde(default, deserialize_with = "de::text_map")]
+    pub environment: BTreeMap<String, String>,
 }
 
 /// `assertions:` of a step.
@@ -383,6 +448,13 @@ pub struct Subpackage {
     pub setcap: Vec<Capability>,
     #[serde(default, deserialize_with = "de::text_map")]
     pub annotations: BTreeMap<String, String>,
+    /// Licenses of this subpackage when they differ from the main package's.
+    #[serde(default, deserialize_with = "de::nullable")]
+    pub copyright: Vec<Copyright>,
+    /// May build at the same time as the other `parallel` subpackages next to it
+    /// (newer melange).
+    #[serde(default, deserialize_with = "de::nullable")]
+    pub parallel: bool,
 }
 
 /// `test:` of a package or subpackage.
@@ -513,6 +585,31 @@ pub struct Environment {
     pub volumes: Vec<String>,
     #[serde(default, deserialize_with = "de::nullable")]
     pub layering: Option<Layering>,
+    /// Extra CA certificates (newer apko).
+    #[serde(default, deserialize_with = "de::nullable")]
+    pub certificates: Option<Certificates>,
+}
+
+/// `environment.certificates:` (newer apko).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Certificates {
+    /// PEM certificates to add, each with a file name.
+    #[serde(default, deserialize_with = "de::nullable")]
+    pub additional: Vec<AdditionalCertificate>,
+    #[serde(default, deserialize_with = "de::text_list")]
+    pub providers: Vec<String>,
+}
+
+/// One `environment.certificates.additional:` entry.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdditionalCertificate {
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub name: Option<String>,
+    /// The PEM text.
+    #[serde(default, deserialize_with = "de::opt_text")]
+    pub content: Option<String>,
 }
 
 /// `environment.contents:`. Note apko's underscores in the `*_repositories` keys.

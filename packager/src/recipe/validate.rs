@@ -278,7 +278,11 @@ impl Checker {
             self.version("package.version", &p.version);
         }
         for (i, arch) in p.target_architecture.iter().enumerate() {
-            self.arch(&format!("package.target-architecture[{i}]"), arch);
+            // Newer melange builds a `noarch` package once and indexes it for every
+            // architecture asked for.
+            if arch != "noarch" {
+                self.arch(&format!("package.target-architecture[{i}]"), arch);
+            }
         }
         for (i, c) in p.copyright.iter().enumerate() {
             self.copyright(&format!("package.copyright[{i}]"), c);
@@ -561,7 +565,44 @@ impl Checker {
                 Atom::Dependency,
             );
         }
+        if let Some(retry) = &step.retry {
+            self.retry(&format!("{field}.retry"), retry);
+        }
         self.steps(&format!("{field}.pipeline"), &step.pipeline);
+    }
+
+    /// What melange's pipeline compilation rejects in `retry:`.
+    fn retry(&mut self, field: &str, retry: &Retry) {
+        if retry.attempts < 0 {
+            self.push(
+                format!("{field}.attempts"),
+                format!("must be at least 1, not {}", retry.attempts),
+            );
+        }
+        if let Some(backoff) = set(&retry.backoff) {
+            if !has_subst(backoff) && !matches!(backoff, "constant" | "linear" | "exponential") {
+                self.push(
+                    format!("{field}.backoff"),
+                    format!("must be constant, linear or exponential, not {backoff:?}"),
+                );
+            }
+        }
+        for (key, value) in [
+            ("initial-delay", &retry.initial_delay),
+            ("max-delay", &retry.max_delay),
+        ] {
+            if let Some(v) = set(value) {
+                // `time.ParseDuration` text: unlike a yaml.v3 Duration, a bare integer
+                // other than 0 has no unit and is refused.
+                let bare = v != "0" && v.bytes().all(|b| b.is_ascii_digit());
+                if !has_subst(v) && (bare || !is_go_duration(v)) {
+                    self.push(
+                        format!("{field}.{key}"),
+                        format!("{v:?} is not a duration; write e.g. 500ms, 2s or 1m"),
+                    );
+                }
+            }
+        }
     }
 
     fn subpackages(&mut self, r: &Recipe) {
@@ -621,6 +662,9 @@ impl Checker {
                 } else {
                     seen.insert(name, i);
                 }
+            }
+            for (j, c) in sp.copyright.iter().enumerate() {
+                self.copyright(&format!("{field}.copyright[{j}]"), c);
             }
             self.dependencies(&format!("{field}.dependencies"), &sp.dependencies);
             self.steps(&format!("{field}.pipeline"), &sp.pipeline);
