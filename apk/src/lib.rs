@@ -5,6 +5,7 @@
 
 pub mod arch;
 pub mod checksum;
+pub mod data;
 pub mod dependency;
 pub mod error;
 pub mod extract;

@@ -1,4 +1,8 @@
 //! compose: solve apk dependencies and compose OCI images from apko-style configurations.
 //!
-//! The image pipeline (configuration, solver, layer, OCI layout) lands with the
-//! compose-build issue; this crate holds its place in the workspace.
+//! Data flows: image file -> verified repositories ([`repo`]) -> solver (`apk::solver`)
+//! -> one layer per architecture ([`layer`]) -> OCI layout ([`oci`]).
+
+pub mod layer;
+pub mod oci;
+pub mod repo;

@@ -1,0 +1,172 @@
+//! A package's data: the files of its data tar with their bytes, for whoever writes
+//! them somewhere other than a directory (an image layer).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use crate::error::Result;
+use crate::extract::checked_path;
+use crate::package::{data_tar, Members};
+use crate::tarball;
+
+/// One entry of a package's data tar. Its bytes are in the [`DataTar`] it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataEntry {
+    /// Checked relative path ([`checked_path`]), without a trailing `/`.
+    pub path: String,
+    /// Tar typeflag: `0`/`7` file, `1` hard link, `2` symlink, `3`/`4` devices, `5` dir, `6` fifo.
+    pub typeflag: u8,
+    /// Permission bits, setuid/setgid/sticky included.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub uname: String,
+    pub gname: String,
+    /// Symlink or hard link target, as in the archive.
+    pub link: String,
+    pub devmajor: u32,
+    pub devminor: u32,
+    /// The `APK-TOOLS.checksum.SHA1` record (files: content; symlinks: target).
+    pub sha1: Option<[u8; 20]>,
+    /// Other PAX records, `SCHILY.xattr.*` among them.
+    pub pax: BTreeMap<String, Vec<u8>>,
+    /// Where the content is in [`DataTar::bytes`].
+    pub data: Range<usize>,
+}
+
+impl DataEntry {
+    pub fn is_dir(&self) -> bool {
+        self.typeflag == b'5'
+    }
+
+    /// Whether apk-tools would install this entry at all (`apk_db_install_archive_entry`):
+    /// names starting with `.` are skipped without a word in the data part, and files
+    /// named `.keep_*` are never installed.
+    pub fn installed_by_apk(&self) -> bool {
+        if self.path.starts_with('.') {
+            return false;
+        }
+        let name = self.path.rsplit('/').next().unwrap_or(&self.path);
+        self.is_dir() || !(name.len() > 6 && name.starts_with(".keep_"))
+    }
+}
+
+/// The unpacked data tar of a package and its entries, in archive order.
+#[derive(Clone, Debug)]
+pub struct DataTar {
+    bytes: Vec<u8>,
+    entries: Vec<DataEntry>,
+}
+
+impl DataTar {
+    /// Split the `.apk` in `bytes` into its members and parse its data tar. Every path
+    /// is checked: a package naming `/x`, `../x` or a control character is an error,
+    /// not something to write into an image.
+    pub fn read(bytes: &[u8]) -> Result<Self> {
+        let members = Members::split(bytes)?;
+        let tar = data_tar(&members.data);
+        let entries = {
+            let base = tar.as_ptr() as usize;
+            tarball::parse(&tar)?
+                .entries
+                .into_iter()
+                .map(|e| {
+                    let path = checked_path(&e.path)?.to_string();
+                    let start = e.data.as_ptr() as usize - base;
+                    Ok(DataEntry {
+                        path,
+                        typeflag: e.typeflag,
+                        mode: e.mode & 0o7777,
+                        uid: e.uid,
+                        gid: e.gid,
+                        uname: e.uname,
+                        gname: e.gname,
+                        link: e.link,
+                        devmajor: e.devmajor,
+                        devminor: e.devminor,
+                        sha1: e.sha1,
+                        pax: e.pax,
+                        data: start..start + e.data.len(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        Ok(DataTar {
+            bytes: tar,
+            entries,
+        })
+    }
+
+    pub fn entries(&self) -> &[DataEntry] {
+        &self.entries
+    }
+
+    /// The content of an entry of this archive (empty for anything but regular files).
+    pub fn content(&self, entry: &DataEntry) -> &[u8] {
+        &self.bytes[entry.data.clone()]
+    }
+
+    /// The whole unpacked tar.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::{Content, PackageBuilder, Staged, StagedEntry};
+    use crate::tarball::{Kind, Owner};
+    use crate::PackageInfo;
+
+    fn entry(path: &str, kind: Kind, mode: u32, content: Content) -> StagedEntry {
+        StagedEntry {
+            path: path.into(),
+            kind,
+            mode,
+            owner: Owner::root(),
+            content,
+        }
+    }
+
+    #[test]
+    fn entries_carry_their_bytes_and_metadata() {
+        let info = PackageInfo::new("t", "1-r0".parse().unwrap(), "x86_64");
+        let staged = Staged::new(vec![
+            entry("usr", Kind::Dir, 0o755, Content::None),
+            entry(
+                "usr/a",
+                Kind::File { size: 5 },
+                0o4755,
+                Content::Bytes(b"hello".to_vec()),
+            ),
+            entry(
+                "usr/b",
+                Kind::Symlink { target: "a".into() },
+                0o777,
+                Content::None,
+            ),
+            entry(
+                "usr/.keep_usr",
+                Kind::File { size: 0 },
+                0o644,
+                Content::None,
+            ),
+        ])
+        .unwrap();
+        let mut apk = Vec::new();
+        PackageBuilder::new(info, 0)
+            .write(&staged, &mut apk)
+            .unwrap();
+        let data = DataTar::read(&apk).unwrap();
+        let paths: Vec<_> = data.entries().iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["usr", "usr/.keep_usr", "usr/a", "usr/b"]);
+        let a = &data.entries()[2];
+        assert_eq!(data.content(a), b"hello");
+        assert_eq!(a.mode, 0o4755);
+        assert!(a.sha1.is_some());
+        assert_eq!(data.entries()[3].link, "a");
+        assert!(!data.entries()[1].installed_by_apk());
+        assert!(data.entries()[0].installed_by_apk());
+    }
+}
