@@ -17,6 +17,7 @@ pub mod key;
 pub mod package;
 pub mod pkginfo;
 pub mod signature;
+pub mod solver;
 pub mod tarball;
 pub mod version;
 

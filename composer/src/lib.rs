@@ -1,8 +1,9 @@
 //! compose: solve apk dependencies and compose OCI images from apko-style configurations.
 //!
-//! Data flows: image file -> verified repositories ([`repo`]) -> solver (`apk::solver`)
+//! Data flows: image file ([`image`]) -> verified repositories ([`repo`]) -> solver (`apk::solver`)
 //! -> one layer per architecture ([`layer`]) -> OCI layout ([`oci`]).
 
+pub mod image;
 pub mod layer;
 pub mod oci;
 pub mod repo;

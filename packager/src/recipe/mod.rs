@@ -5,110 +5,21 @@
 //! [`Recipe::validate`] then finds what melange would reject later, or what would
 //! certainly break the build, naming each problem's field path.
 
-mod de;
 mod lint;
 mod model;
 mod validate;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde::de::DeserializeOwned;
+use imageconfig::{from_yaml, read};
 
+/// One thing wrong with a recipe: where (`subpackages[2].name`) and why.
+pub use imageconfig::Problem;
+/// A recipe or pipeline file that could not be read or does not fit the schema
+/// (`FILE:LINE:COLUMN: cause`).
+pub use imageconfig::YamlError as RecipeError;
 pub use lint::{lint_file, lint_paths, LintOutcome, LintReport};
 pub use model::*;
-pub use validate::Problem;
-
-/// A recipe or pipeline file that could not be read or does not fit the schema.
-#[derive(Debug, thiserror::Error)]
-pub enum RecipeError {
-    #[error("{}: {source}", .file.display())]
-    Io {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Bad YAML, an unknown key, a value of the wrong type, or an alias bomb.
-    #[error("{}{}: {message}", .file.display(), location_suffix(.location))]
-    Yaml {
-        file: PathBuf,
-        /// 1-based line and column, when known.
-        location: Option<(usize, usize)>,
-        /// The cause, with the field path where known (`package: unknown field ...`).
-        message: String,
-    },
-}
-
-fn location_suffix(location: &Option<(usize, usize)>) -> String {
-    match location {
-        Some((line, column)) => format!(":{line}:{column}"),
-        None => String::new(),
-    }
-}
-
-impl RecipeError {
-    /// The file the error is about.
-    pub fn file(&self) -> &Path {
-        match self {
-            RecipeError::Io { file, .. } | RecipeError::Yaml { file, .. } => file,
-        }
-    }
-
-    /// 1-based line and column of the error in the file, when known.
-    pub fn location(&self) -> Option<(usize, usize)> {
-        match self {
-            RecipeError::Yaml { location, .. } => *location,
-            RecipeError::Io { .. } => None,
-        }
-    }
-
-    fn yaml(file: &Path, err: serde_norway::Error) -> Self {
-        let location = err.location().map(|l| (l.line(), l.column()));
-        let mut message = err.to_string();
-        // serde_norway appends the location to its message; it goes up front instead.
-        if let Some((line, column)) = location {
-            let suffix = format!(" at line {line} column {column}");
-            if let Some(stripped) = message.strip_suffix(&suffix) {
-                message = stripped.to_owned();
-            }
-        }
-        if message.contains("repetition limit exceeded") {
-            message = format!(
-                "{message}: YAML aliases expand too far; refusing a possible alias bomb \
-                 (\"billion laughs\")"
-            );
-        }
-        RecipeError::Yaml {
-            file: file.to_owned(),
-            location,
-            message,
-        }
-    }
-}
-
-/// Reads one YAML document into `T`, after checking that its aliases do not expand it
-/// beyond reason.
-/// Like melange, only the first document is read, and YAML merge keys (`<<: *anchor`)
-/// are applied; errors in a document that had merge keys carry no position.
-fn from_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, RecipeError> {
-    de::check_expansion(text).map_err(|e| RecipeError::yaml(file, e))?;
-    if let Some(merged) = de::apply_merge_keys(text).map_err(|e| RecipeError::yaml(file, e))? {
-        return de::first_document(&merged).map_err(|e| {
-            let mut err = RecipeError::yaml(file, e);
-            if let RecipeError::Yaml { location, .. } = &mut err {
-                *location = None;
-            }
-            err
-        });
-    }
-    de::first_document(text).map_err(|e| RecipeError::yaml(file, e))
-}
-
-fn read(path: &Path) -> Result<String, RecipeError> {
-    std::fs::read_to_string(path).map_err(|source| RecipeError::Io {
-        file: path.to_owned(),
-        source,
-    })
-}
 
 impl Recipe {
     /// Parses recipe text; `file` names it in errors.

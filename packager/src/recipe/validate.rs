@@ -6,23 +6,9 @@
 //! are skipped rather than guessed at.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 
 use super::model::*;
-
-/// One thing wrong with a recipe: where (`subpackages[2].name`) and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The field path, e.g. `package.version` or `pipeline[0].pipeline[1].with`.
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+use super::Problem;
 
 impl Recipe {
     /// Every problem found, in field order; empty when the recipe is fine.
@@ -64,22 +50,6 @@ fn has_subst(s: &str) -> bool {
 /// `Some` only for a set, non-empty value: melange treats `""` as unset.
 fn set(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.is_empty())
-}
-
-/// Architecture names apko's `ParseArchitecture` knows besides ours (`apk::Arch`):
-/// melange skips a build whose arch matches none, so anything else is a typo.
-const OTHER_APKO_ARCHS: &[&str] = &[
-    "x86",
-    "386",
-    "armhf",
-    "arm/v6",
-    "loong64",
-    "loongarch64",
-    "riscv64",
-];
-
-fn is_known_arch(name: &str) -> bool {
-    name == "all" || name.parse::<apk::Arch>().is_ok() || OTHER_APKO_ARCHS.contains(&name)
 }
 
 /// The file capabilities melange's `validCapabilities` allows in `setcap`.
@@ -336,15 +306,14 @@ impl Checker {
         }
     }
 
+    /// An architecture as apko reads it (melange skips a build whose arch matches none,
+    /// so anything unknown is a typo).
     fn arch(&mut self, field: &str, arch: &str) {
-        if !has_subst(arch) && !is_known_arch(arch) {
-            self.push(
-                field,
-                format!(
-                    "unknown architecture {arch:?}: expected all, or x86_64, aarch64, armv7, \
-                     s390x, ppc64le, x86, armhf, riscv64, loongarch64 (or their OCI names)"
-                ),
-            );
+        if has_subst(arch) {
+            return;
+        }
+        if let Err(message) = imageconfig::check_arch(arch) {
+            self.push(field, message);
         }
     }
 
@@ -481,14 +450,11 @@ impl Checker {
         }
     }
 
+    /// The image configuration's own checks, under `field`; values that still hold a
+    /// substitution are skipped.
     fn environment(&mut self, field: &str, env: &Environment) {
-        self.atoms(
-            &format!("{field}.contents.packages"),
-            &env.contents.packages,
-            Atom::Dependency,
-        );
-        for (i, arch) in env.archs.iter().enumerate() {
-            self.arch(&format!("{field}.archs[{i}]"), arch);
+        for p in env.validate_with(has_subst) {
+            self.push(format!("{field}.{}", p.field), p.message);
         }
     }
 

@@ -1,4 +1,5 @@
-//! Deserialization helpers that make serde read YAML the way melange's yaml.v3 does.
+//! Deserialization helpers that make serde read YAML the way melange's and apko's
+//! yaml.v3 does.
 //!
 //! yaml.v3 fills a Go `string` from any scalar with the scalar's source text (so an
 //! unquoted `version: 1.10` is the text `1.10`, never the float 1.1), and a YAML null
@@ -161,7 +162,7 @@ pub fn mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
 }
 
 /// The most nodes a document may expand to once its aliases are followed. A large
-/// recipe has a few thousand; `billion laughs` has 10^9.
+/// recipe or image file has a few thousand; `billion laughs` has 10^9.
 pub const MAX_NODES: u64 = 1_000_000;
 
 /// Walks the document counting nodes, aliases followed, and fails once there are more
@@ -263,8 +264,8 @@ impl<'de> Visitor<'de> for Counter<'_> {
     }
 }
 
-/// Reads the first YAML document of `text` into `T`, as melange's decoder does: any
-/// later documents (a trailing `---`, say) are not read into the recipe.
+/// Reads the first YAML document of `text` into `T`, as melange's and apko's decoders
+/// do: any later documents (a trailing `---`, say) are not read.
 pub fn first_document<T: DeserializeOwned>(text: &str) -> Result<T, serde_norway::Error> {
     match serde_norway::Deserializer::from_str(text).next() {
         Some(doc) => T::deserialize(doc),
@@ -275,9 +276,9 @@ pub fn first_document<T: DeserializeOwned>(text: &str) -> Result<T, serde_norway
 /// The first document of `text` rewritten with its YAML merge keys applied, or `None`
 /// when it has none.
 ///
-/// yaml.v3, and so melange, merges `<<: *anchor` (or `<<: [*a, *b]`) into the mapping
-/// that holds it, the mapping's own keys winning, then earlier sources over later ones;
-/// serde reads `<<` as an ordinary key. Scalars keep their source text and their
+/// yaml.v3, and so melange and apko, merges `<<: *anchor` (or `<<: [*a, *b]`) into the
+/// mapping that holds it, the mapping's own keys winning, then earlier sources over later
+/// ones; serde reads `<<` as an ordinary key. Scalars keep their source text and their
 /// plain-or-quoted form, so `version: 1.10` still reads as `1.10` and `epoch: 2` as a
 /// number. The rewrite is one line of flow YAML, so positions in it mean nothing.
 pub fn apply_merge_keys(text: &str) -> Result<Option<String>, serde_norway::Error> {

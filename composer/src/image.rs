@@ -1,0 +1,384 @@
+//! `compose build`: an apko image file, for each architecture, through verified
+//! repositories and the solver into one layer, then into an OCI layout.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use apk::index::IndexEntry;
+use apk::package::Package;
+use apk::solver::{self, Repository};
+use apk::tarball::Owner;
+use apk::{Arch, Dependency, Keyring};
+use imageconfig::ImageConfiguration;
+use rayon::prelude::*;
+
+use crate::layer::{self, ApkFiles, Extra, ExtraKind, PackageInput, Tree};
+use crate::oci::{self, ArchImage, ImageConfig, WrittenLayout};
+use crate::repo::{self, Fetcher, LoadedRepo, RepoSpec};
+
+/// The PATH an image gets unless its `environment` sets one (apko's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How to compose.
+#[derive(Clone, Debug, Default)]
+pub struct ComposeOptions {
+    /// Overrides the file's `archs`; empty keeps them (default: all five).
+    pub archs: Vec<Arch>,
+    pub allow_untrusted: bool,
+    /// `SOURCE_DATE_EPOCH`; by default the newest build time of the chosen packages.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// An image file, read, with what its relative paths resolve against.
+pub struct ImageFile {
+    pub path: PathBuf,
+    pub config: ImageConfiguration,
+    /// The file's directory: repositories and keys given as relative paths are there.
+    pub base: PathBuf,
+}
+
+impl ImageFile {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let config = ImageConfiguration::load(path)?;
+        let problems = config.validate();
+        if !problems.is_empty() {
+            let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+            bail!(
+                "{}: the image configuration is not valid:\n{}",
+                path.display(),
+                list.join("\n")
+            );
+        }
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Ok(ImageFile {
+            path: path.to_path_buf(),
+            config,
+            base,
+        })
+    }
+
+    /// The architectures to build: the override, else the file's, else all five.
+    pub fn archs(&self, overrides: &[Arch]) -> anyhow::Result<Vec<Arch>> {
+        if !overrides.is_empty() {
+            return Ok(overrides.to_vec());
+        }
+        if self.config.archs.is_empty() {
+            return Ok(Arch::ALL.to_vec());
+        }
+        Arch::parse_list(&self.config.archs.join(","))
+            .with_context(|| format!("{}: archs", self.path.display()))
+    }
+
+    /// `contents.packages` as apk dependencies: the world.
+    pub fn world(&self) -> anyhow::Result<Vec<Dependency>> {
+        self.config
+            .contents
+            .packages
+            .iter()
+            .map(|p| {
+                p.parse::<Dependency>()
+                    .with_context(|| format!("{}: contents.packages", self.path.display()))
+            })
+            .collect()
+    }
+
+    fn repositories(&self) -> anyhow::Result<Vec<RepoSpec>> {
+        let c = &self.config.contents;
+        c.repositories
+            .iter()
+            .chain(&c.build_repositories)
+            .map(|r| {
+                r.parse::<RepoSpec>().map_err(|e| {
+                    anyhow::anyhow!("{}: contents.repositories: {e}", self.path.display())
+                })
+            })
+            .collect()
+    }
+}
+
+/// One architecture, solved: the chosen packages with their repositories, in install order.
+pub struct Solved {
+    pub arch: Arch,
+    repos: Vec<LoadedRepo>,
+    /// (index into `repos`, entry), dependencies first.
+    pub packages: Vec<(usize, IndexEntry)>,
+}
+
+/// Load the repositories for `arch` and solve the world: what `show-packages` prints.
+pub fn solve_arch(
+    image: &ImageFile,
+    arch: Arch,
+    keyring: &Keyring,
+    opts: &ComposeOptions,
+) -> anyhow::Result<Solved> {
+    let fetcher = Fetcher::new(&image.base);
+    let repos = image
+        .repositories()?
+        .iter()
+        .map(|spec| fetcher.load_index(spec, arch, keyring, opts.allow_untrusted))
+        .collect::<Result<Vec<_>, _>>()?;
+    let solver_repos: Vec<Repository> = repos
+        .iter()
+        .map(|r| match &r.spec.tag {
+            Some(tag) => Repository::tagged(tag.clone(), r.index.entries.clone()),
+            None => Repository::new(r.index.entries.clone()),
+        })
+        .collect();
+    let world = image.world()?;
+    let solution = solver::solve(&solver_repos, &world, arch.apk())
+        .map_err(|e| anyhow::anyhow!("{}: cannot solve for {arch}: {e}", image.path.display()))?;
+    let packages = solution
+        .install_order()
+        .into_iter()
+        .map(|(repo, entry)| (repo, entry.clone()))
+        .collect();
+    Ok(Solved {
+        arch,
+        repos,
+        packages,
+    })
+}
+
+/// Compose the image at `out` (an OCI layout, replaced atomically) and return its digests.
+pub fn compose(
+    image: &ImageFile,
+    out: &Path,
+    tag: &str,
+    opts: &ComposeOptions,
+) -> anyhow::Result<WrittenLayout> {
+    let fetcher = Fetcher::new(&image.base);
+    let keyring = repo::load_keyring(&fetcher, &image.config.contents.keyring)?;
+    let archs = image.archs(&opts.archs)?;
+    // Solve every architecture first: the default timestamp is the newest package of all.
+    let solved: Vec<Solved> = archs
+        .par_iter()
+        .map(|&arch| solve_arch(image, arch, &keyring, opts))
+        .collect::<anyhow::Result<_>>()?;
+    let mtime = opts.source_date_epoch.unwrap_or_else(|| {
+        solved
+            .iter()
+            .flat_map(|s| &s.packages)
+            .map(|(_, e)| e.info.build_time)
+            .max()
+            .unwrap_or(0)
+    });
+    let apk_files = apk_files(image)?;
+    let staging = oci::staging_dir(out);
+    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let images: Vec<ArchImage> = solved
+        .par_iter()
+        .map(|s| {
+            let layer = install(image, s, &fetcher, &apk_files, mtime, &staging)
+                .with_context(|| format!("{} for {}", image.path.display(), s.arch))?;
+            Ok(ArchImage {
+                arch: s.arch,
+                layer,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let written = oci::write_layout(out, tag, mtime, &runtime_config(&image.config), images)?;
+    Ok(written)
+}
+
+/// Download and check the packages, install them, add accounts and `paths`, write the layer.
+fn install(
+    image: &ImageFile,
+    solved: &Solved,
+    fetcher: &Fetcher,
+    apk_files: &ApkFiles,
+    mtime: u64,
+    staging: &Path,
+) -> anyhow::Result<layer::Layer> {
+    let downloads: Vec<(Vec<u8>, Package, Option<String>)> = solved
+        .packages
+        .par_iter()
+        .map(|(r, entry)| {
+            let repo = &solved.repos[*r];
+            let bytes = fetcher.fetch_package(repo, entry)?;
+            let pkg = Package::read(&bytes)?;
+            Ok((bytes, pkg, repo.spec.tag.clone()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let inputs: Vec<PackageInput> = downloads
+        .iter()
+        .map(|(bytes, package, tag)| PackageInput {
+            package,
+            bytes,
+            tag: tag.as_deref(),
+        })
+        .collect();
+    let mut tree = Tree::install(solved.arch, &inputs, apk_files)?;
+    for extra in account_extras(&image.config, &tree)? {
+        tree.apply(&extra)?;
+    }
+    for extra in path_extras(image)? {
+        tree.apply(&extra)?;
+    }
+    Ok(tree.write_layer(staging, mtime)?)
+}
+
+/// `etc/apk/world`, `repositories` and the keyring, as apko writes them into the image.
+fn apk_files(image: &ImageFile) -> anyhow::Result<ApkFiles> {
+    let c = &image.config.contents;
+    let mut keys = BTreeMap::new();
+    for key in &c.keyring {
+        let path = image.base.join(key);
+        if let Ok(bytes) = std::fs::read(&path) {
+            let name = key.rsplit('/').next().unwrap_or(key).to_string();
+            keys.insert(name, bytes);
+        }
+    }
+    Ok(ApkFiles {
+        world: c.packages.clone(),
+        repositories: c
+            .repositories
+            .iter()
+            .chain(&c.runtime_repositories)
+            .cloned()
+            .collect(),
+        keys,
+    })
+}
+
+/// `accounts`: users and groups merged into `etc/passwd` and `etc/group` (replacing
+/// entries of the same name), and each user's home directory.
+fn account_extras(config: &ImageConfiguration, tree: &Tree) -> anyhow::Result<Vec<Extra>> {
+    let accounts = &config.accounts;
+    if accounts.users.is_empty() && accounts.groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let existing =
+        |path: &str| String::from_utf8_lossy(tree.file(path).unwrap_or_default()).into_owned();
+    let merge = |text: String, lines: Vec<(String, String)>| {
+        let names: BTreeSet<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
+        let mut out: Vec<String> = text
+            .lines()
+            .filter(|l| !l.is_empty() && !names.contains(l.split(':').next().unwrap_or("")))
+            .map(str::to_string)
+            .collect();
+        out.extend(lines.into_iter().map(|(_, l)| l));
+        out.join("\n") + "\n"
+    };
+    let groups = accounts
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.groupname.clone(),
+                format!("{}:x:{}:{}", g.groupname, g.gid, g.members.join(",")),
+            )
+        })
+        .collect();
+    let mut extras = Vec::new();
+    let users = accounts
+        .users
+        .iter()
+        .map(|u| {
+            let gid = u.gid.unwrap_or(u.uid);
+            let home = u
+                .homedir
+                .clone()
+                .unwrap_or_else(|| format!("/home/{}", u.username));
+            let shell = u.shell.clone().unwrap_or_else(|| "/bin/sh".into());
+            extras.push(Extra {
+                path: home.clone(),
+                kind: ExtraKind::Directory { recursive: false },
+                mode: Some(0o755),
+                owner: Some(Owner {
+                    uid: u.uid,
+                    gid,
+                    uname: String::new(),
+                    gname: String::new(),
+                }),
+            });
+            (
+                u.username.clone(),
+                format!(
+                    "{}:x:{}:{gid}:{}:{home}:{shell}",
+                    u.username, u.uid, u.username
+                ),
+            )
+        })
+        .collect();
+    let mut out = vec![
+        Extra::file("etc/passwd", merge(existing("etc/passwd"), users), 0o644),
+        Extra::file("etc/group", merge(existing("etc/group"), groups), 0o644),
+    ];
+    out.extend(extras);
+    Ok(out)
+}
+
+/// `paths`: apko's directory, empty-file, symlink, hardlink and permissions mutations.
+fn path_extras(image: &ImageFile) -> anyhow::Result<Vec<Extra>> {
+    image
+        .config
+        .paths
+        .iter()
+        .map(|p| {
+            let source = || {
+                p.source.clone().with_context(|| {
+                    format!("{}: paths: {} needs `source`", image.path.display(), p.path)
+                })
+            };
+            let kind = match p.kind.as_str() {
+                "directory" => ExtraKind::Directory {
+                    recursive: p.recursive,
+                },
+                "empty-file" => ExtraKind::File(Vec::new()),
+                "symlink" => ExtraKind::Symlink(source()?),
+                "hardlink" => ExtraKind::Hardlink(source()?),
+                "permissions" => ExtraKind::Permissions {
+                    recursive: p.recursive,
+                },
+                other => bail!(
+                    "{}: paths: unknown type {other:?} for {}",
+                    image.path.display(),
+                    p.path
+                ),
+            };
+            Ok(Extra {
+                path: p.path.clone(),
+                kind,
+                mode: p.permissions,
+                owner: Some(Owner {
+                    uid: p.uid,
+                    gid: p.gid,
+                    uname: String::new(),
+                    gname: String::new(),
+                }),
+            })
+        })
+        .collect()
+}
+
+/// The image's runtime configuration from the file.
+pub fn runtime_config(config: &ImageConfiguration) -> ImageConfig {
+    let e = &config.entrypoint;
+    let entrypoint = match (&e.command, &e.shell_fragment) {
+        (Some(cmd), _) => cmd.split_whitespace().map(String::from).collect(),
+        (None, Some(fragment)) => vec!["/bin/sh".into(), "-c".into(), fragment.clone()],
+        (None, None) => Vec::new(),
+    };
+    let mut env = config.environment.clone();
+    env.entry("PATH".into())
+        .or_insert_with(|| DEFAULT_PATH.into());
+    ImageConfig {
+        entrypoint,
+        cmd: config
+            .cmd
+            .as_deref()
+            .map(|c| c.split_whitespace().map(String::from).collect())
+            .unwrap_or_default(),
+        env,
+        work_dir: config.work_dir.clone(),
+        user: config.accounts.run_as.clone(),
+        stop_signal: config.stop_signal.clone(),
+        volumes: config.volumes.iter().cloned().collect(),
+        annotations: config.annotations.clone(),
+    }
+}

@@ -1,0 +1,245 @@
+//! `compose` end to end: packages made by melange compose into a two-arch image that
+//! skopeo and umoci accept, reproducibly; bad input fails clearly and changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel)
+}
+
+const IMAGE: &str = r#"
+contents:
+  keyring:
+    - repo/melange.rsa.pub
+  repositories:
+    - repo
+  packages:
+    - pretend-baselayout
+    - replayout
+accounts:
+  groups:
+    - groupname: nonroot
+      gid: 65532
+  users:
+    - username: nonroot
+      uid: 65532
+  run-as: 65532
+entrypoint:
+  command: /usr/bin/app --serve
+work-dir: /home/nonroot
+archs:
+  - x86_64
+  - arm64
+"#;
+
+/// A directory with the melange repository and an image file.
+fn project(image: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    for arch in ["x86_64", "aarch64"] {
+        std::fs::create_dir_all(repo.join(arch)).unwrap();
+        for entry in std::fs::read_dir(fixture(&format!("melange-repo/{arch}"))).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), repo.join(arch).join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(
+        fixture("melange-repo/melange.rsa.pub"),
+        repo.join("melange.rsa.pub"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("image.yaml"), image).unwrap();
+    dir
+}
+
+fn compose(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_compose"))
+        .args(args)
+        .current_dir(dir)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn peer(program: &str, args: &[&str], cwd: &Path) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed (apt-get install {program}): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+#[test]
+fn melange_packages_compose_into_a_two_arch_image_skopeo_and_umoci_accept() {
+    let dir = project(IMAGE);
+    let out = compose(
+        dir.path(),
+        &["build", "image.yaml", "--out", "oci", "--tag", "test"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let digest = text(&out.stdout).lines().last().unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+
+    let raw = peer("skopeo", &["inspect", "--raw", "oci:oci:test"], dir.path());
+    assert!(
+        raw.contains("\"architecture\":\"arm64\"") && raw.contains("\"architecture\":\"amd64\""),
+        "{raw}"
+    );
+    for (oci_arch, apk_arch) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        let config = peer(
+            "skopeo",
+            &["inspect", "--config", &format!("oci:oci:test-{apk_arch}")],
+            dir.path(),
+        );
+        assert!(
+            config.contains(&format!("\"architecture\": \"{oci_arch}\"")),
+            "{config}"
+        );
+        assert!(config.contains("\"User\": \"65532\""), "{config}");
+        assert!(config.contains("\"/usr/bin/app\""), "{config}");
+        assert!(
+            config.contains("\"WorkingDir\": \"/home/nonroot\""),
+            "{config}"
+        );
+
+        let bundle = dir.path().join(format!("bundle-{apk_arch}"));
+        peer(
+            "umoci",
+            &[
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("oci:test-{apk_arch}"),
+                bundle.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let root = bundle.join("rootfs");
+        let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+        assert!(passwd.contains("nonroot:x:65532:65532:"), "{passwd}");
+        let installed = std::fs::read_to_string(root.join("lib/apk/db/installed")).unwrap();
+        assert!(installed.contains("P:pretend-baselayout") && installed.contains("P:replayout"));
+        assert!(installed.contains(&format!("A:{apk_arch}")));
+        assert_eq!(
+            std::fs::read_to_string(root.join("etc/apk/arch"))
+                .unwrap()
+                .trim(),
+            apk_arch
+        );
+        assert!(root.join("home/nonroot").is_dir());
+    }
+    let copied = dir.path().join("copy");
+    peer(
+        "skopeo",
+        &[
+            "copy",
+            "--all",
+            "oci:oci:test",
+            &format!("oci:{}:test", copied.display()),
+        ],
+        dir.path(),
+    );
+}
+
+#[test]
+fn two_builds_give_the_same_digest() {
+    let dir = project(IMAGE);
+    let one = compose(dir.path(), &["build", "image.yaml", "--out", "one"]);
+    let two = compose(dir.path(), &["build", "image.yaml", "--out", "two"]);
+    assert!(
+        one.status.success() && two.status.success(),
+        "{}",
+        text(&one.stderr)
+    );
+    assert_eq!(
+        text(&one.stdout).lines().last(),
+        text(&two.stdout).lines().last()
+    );
+}
+
+#[test]
+fn show_packages_prints_the_solution_per_arch() {
+    let dir = project(IMAGE);
+    let out = compose(
+        dir.path(),
+        &["show-packages", "image.yaml", "--arch", "aarch64"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "pretend-baselayout 1.0.0-r0\nreplayout 1.0.0-r0\n"
+    );
+}
+
+#[test]
+fn an_untrusted_index_is_refused_unless_allowed() {
+    let dir = project(&IMAGE.replace("  keyring:\n    - repo/melange.rsa.pub\n", ""));
+    let out = compose(dir.path(), &["build", "image.yaml", "--out", "oci"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("not signed by a trusted key"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("oci").exists());
+    let out = compose(
+        dir.path(),
+        &["build", "image.yaml", "--out", "oci", "--allow-untrusted"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_unsatisfiable_world_names_what_is_missing_and_keeps_the_old_layout() {
+    let dir = project(IMAGE);
+    assert!(
+        compose(dir.path(), &["build", "image.yaml", "--out", "oci"])
+            .status
+            .success()
+    );
+    let before = std::fs::read(dir.path().join("oci/index.json")).unwrap();
+    std::fs::write(
+        dir.path().join("image.yaml"),
+        IMAGE.replace(
+            "    - replayout\n",
+            "    - replayout\n    - no-such-package\n",
+        ),
+    )
+    .unwrap();
+    let out = compose(dir.path(), &["build", "image.yaml", "--out", "oci"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no-such-package") && err.contains("image.yaml"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("oci/index.json")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn an_unknown_key_names_file_line_and_column() {
+    let dir = project(&IMAGE.replace("work-dir:", "workdir:"));
+    let out = compose(dir.path(), &["build", "image.yaml", "--out", "oci"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("image.yaml:") && err.contains("workdir"),
+        "{err}"
+    );
+}
