@@ -122,6 +122,21 @@ pub fn solve_arch(
         .iter()
         .map(|spec| fetcher.load_index(spec, arch, keyring, opts.allow_untrusted))
         .collect::<Result<Vec<_>, _>>()?;
+    let packages = solve_world(image, arch, &repos, &image.world()?)?;
+    Ok(Solved {
+        arch,
+        repos,
+        packages,
+    })
+}
+
+/// Solve `world` over loaded repositories: the packages in install order.
+fn solve_world(
+    image: &ImageFile,
+    arch: Arch,
+    repos: &[LoadedRepo],
+    world: &[Dependency],
+) -> anyhow::Result<Vec<(usize, IndexEntry)>> {
     let solver_repos: Vec<Repository> = repos
         .iter()
         .map(|r| match &r.spec.tag {
@@ -129,19 +144,75 @@ pub fn solve_arch(
             None => Repository::new(r.index.entries.clone()),
         })
         .collect();
-    let world = image.world()?;
-    let solution = solver::solve(&solver_repos, &world, arch.apk())
+    let solution = solver::solve(&solver_repos, world, arch.apk())
         .map_err(|e| anyhow::anyhow!("{}: cannot solve for {arch}: {e}", image.path.display()))?;
-    let packages = solution
+    Ok(solution
         .install_order()
         .into_iter()
         .map(|(repo, entry)| (repo, entry.clone()))
-        .collect();
-    Ok(Solved {
-        arch,
-        repos,
-        packages,
-    })
+        .collect())
+}
+
+/// Solve every architecture in parallel, then align their versions: what `build`
+/// installs and `show-packages` prints.
+pub fn solve_all(
+    image: &ImageFile,
+    archs: &[Arch],
+    keyring: &Keyring,
+    opts: &ComposeOptions,
+) -> anyhow::Result<Vec<Solved>> {
+    let mut solved: Vec<Solved> = archs
+        .par_iter()
+        .map(|&arch| solve_arch(image, arch, keyring, opts))
+        .collect::<anyhow::Result<_>>()?;
+    align_versions(image, &mut solved)?;
+    Ok(solved)
+}
+
+/// Give every architecture the same version of a package wherever one version exists on
+/// all of them: a package chosen at different versions is pinned to the newest version
+/// every architecture's repositories have, and the arches are solved again with the pins.
+/// An architecture whose pinned world does not solve keeps its own solution.
+fn align_versions(image: &ImageFile, solved: &mut [Solved]) -> anyhow::Result<()> {
+    let mut chosen: BTreeMap<&str, BTreeSet<&apk::Version>> = BTreeMap::new();
+    for s in solved.iter() {
+        for (_, e) in &s.packages {
+            chosen
+                .entry(&e.info.name)
+                .or_default()
+                .insert(&e.info.version);
+        }
+    }
+    let mut pins = Vec::new();
+    for (name, _) in chosen.iter().filter(|(_, versions)| versions.len() > 1) {
+        let available = |s: &Solved| -> BTreeSet<apk::Version> {
+            s.repos
+                .iter()
+                .flat_map(|r| &r.index.entries)
+                .filter(|e| e.info.name == *name)
+                .map(|e| e.info.version.clone())
+                .collect()
+        };
+        let mut common = available(&solved[0]);
+        for s in &solved[1..] {
+            let here = available(s);
+            common.retain(|v| here.contains(v));
+        }
+        if let Some(newest) = common.into_iter().max() {
+            pins.push(format!("{name}={newest}").parse::<Dependency>()?);
+        }
+    }
+    if pins.is_empty() {
+        return Ok(());
+    }
+    let mut world = image.world()?;
+    world.extend(pins);
+    for s in solved.iter_mut() {
+        if let Ok(packages) = solve_world(image, s.arch, &s.repos, &world) {
+            s.packages = packages;
+        }
+    }
+    Ok(())
 }
 
 /// Compose the image at `out` (an OCI layout, replaced atomically) and return its digests.
@@ -155,10 +226,7 @@ pub fn compose(
     let keyring = repo::load_keyring(&fetcher, &image.config.contents.keyring)?;
     let archs = image.archs(&opts.archs)?;
     // Solve every architecture first: the default timestamp is the newest package of all.
-    let solved: Vec<Solved> = archs
-        .par_iter()
-        .map(|&arch| solve_arch(image, arch, &keyring, opts))
-        .collect::<anyhow::Result<_>>()?;
+    let solved = solve_all(image, &archs, &keyring, opts)?;
     let mtime = opts.source_date_epoch.unwrap_or_else(|| {
         solved
             .iter()

@@ -95,10 +95,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let fetcher = composer::repo::Fetcher::new(&image.base);
             let keyring = composer::repo::load_keyring(&fetcher, &image.config.contents.keyring)?;
             let archs = image.archs(&opts.archs)?;
-            for arch in &archs {
-                let solved = image::solve_arch(&image, *arch, &keyring, &opts)?;
+            for solved in image::solve_all(&image, &archs, &keyring, &opts)? {
                 if archs.len() > 1 {
-                    println!("# {arch}");
+                    println!("# {}", solved.arch);
                 }
                 let mut lines: Vec<String> = solved
                     .packages

@@ -243,3 +243,110 @@ fn an_unknown_key_names_file_line_and_column() {
         "{err}"
     );
 }
+
+/// A repository made with the library: `packages` per arch, signed by the test key.
+fn write_repo(root: &Path, packages: &[(&str, &str, &str)]) {
+    use apk::index::{Index, IndexEntry};
+    use apk::package::{Content, PackageBuilder, Staged, StagedEntry};
+    use apk::tarball::{Kind, Owner};
+    let key = apk::SigningKey::load(&fixture("test-keys/test.rsa")).unwrap();
+    let mut by_arch: std::collections::BTreeMap<&str, Vec<IndexEntry>> = Default::default();
+    for (arch, name, version) in packages {
+        let dir = root.join(arch);
+        std::fs::create_dir_all(&dir).unwrap();
+        let body = format!("{name} {version}\n").into_bytes();
+        let staged = Staged::new(vec![
+            StagedEntry {
+                path: "etc".into(),
+                kind: Kind::Dir,
+                mode: 0o755,
+                owner: Owner::root(),
+                content: Content::None,
+            },
+            StagedEntry {
+                path: format!("etc/{name}"),
+                kind: Kind::File {
+                    size: body.len() as u64,
+                },
+                mode: 0o644,
+                owner: Owner::root(),
+                content: Content::Bytes(body),
+            },
+        ])
+        .unwrap();
+        let info = apk::PackageInfo::new(*name, version.parse().unwrap(), *arch);
+        let mut b = PackageBuilder::new(info, 1_700_000_000);
+        b.signer = Some((&key, vec![apk::SignatureAlgorithm::Sha256]));
+        let built = b
+            .write_to(&staged, &dir.join(format!("{name}-{version}.apk")))
+            .unwrap();
+        by_arch.entry(arch).or_default().push(IndexEntry {
+            checksum: built.checksum,
+            size: built.size,
+            info: built.info,
+        });
+    }
+    for (arch, entries) in by_arch {
+        let index = Index {
+            description: None,
+            entries,
+        };
+        let signed = apk::index::sign(
+            &index.to_archive(0),
+            &key,
+            &[apk::SignatureAlgorithm::Sha256],
+            0,
+        )
+        .unwrap();
+        std::fs::write(root.join(arch).join("APKINDEX.tar.gz"), signed).unwrap();
+    }
+}
+
+#[test]
+fn arches_get_the_same_version_where_one_exists_on_all() {
+    let dir = tempfile::tempdir().unwrap();
+    // x86_64 has a newer hello that aarch64 lacks: both must get 1.0.
+    write_repo(
+        &dir.path().join("repo"),
+        &[
+            ("x86_64", "hello", "1.0-r0"),
+            ("x86_64", "hello", "2.0-r0"),
+            ("aarch64", "hello", "1.0-r0"),
+        ],
+    );
+    std::fs::copy(
+        fixture("test-keys/test.rsa.pub"),
+        dir.path().join("test.rsa.pub"),
+    )
+    .unwrap();
+    let image = "contents:\n  keyring: [test.rsa.pub]\n  repositories: [repo]\n  packages: [hello]\narchs: [x86_64, aarch64]\n";
+    std::fs::write(dir.path().join("image.yaml"), image).unwrap();
+    let out = compose(
+        dir.path(),
+        &["build", "image.yaml", "--out", "oci", "--tag", "t"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for arch in ["x86_64", "aarch64"] {
+        let bundle = dir.path().join(format!("b-{arch}"));
+        peer(
+            "umoci",
+            &[
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("oci:t-{arch}"),
+                bundle.to_str().unwrap(),
+            ],
+            dir.path(),
+        );
+        let installed =
+            std::fs::read_to_string(bundle.join("rootfs/lib/apk/db/installed")).unwrap();
+        assert!(installed.contains("V:1.0-r0"), "{arch}: {installed}");
+    }
+    // show-packages solves each arch alone: the newest where it exists.
+    let alone = compose(
+        dir.path(),
+        &["show-packages", "image.yaml", "--arch", "x86_64"],
+    );
+    assert_eq!(text(&alone.stdout), "hello 2.0-r0\n");
+}
