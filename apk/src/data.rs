@@ -116,37 +116,27 @@ impl DataTar {
 mod tests {
     use super::*;
     use crate::package::{Content, PackageBuilder, Staged, StagedEntry};
-    use crate::tarball::{Kind, Owner};
+    use crate::tarball::Kind;
     use crate::PackageInfo;
-
-    fn entry(path: &str, kind: Kind, mode: u32, content: Content) -> StagedEntry {
-        StagedEntry {
-            path: path.into(),
-            kind,
-            mode,
-            owner: Owner::root(),
-            content,
-        }
-    }
 
     #[test]
     fn entries_carry_their_bytes_and_metadata() {
         let info = PackageInfo::new("t", "1-r0".parse().unwrap(), "x86_64");
         let staged = Staged::new(vec![
-            entry("usr", Kind::Dir, 0o755, Content::None),
-            entry(
+            StagedEntry::new("usr", Kind::Dir, 0o755, Content::None),
+            StagedEntry::new(
                 "usr/a",
                 Kind::File { size: 5 },
                 0o4755,
                 Content::Bytes(b"hello".to_vec()),
             ),
-            entry(
+            StagedEntry::new(
                 "usr/b",
                 Kind::Symlink { target: "a".into() },
                 0o777,
                 Content::None,
             ),
-            entry(
+            StagedEntry::new(
                 "usr/.keep_usr",
                 Kind::File { size: 0 },
                 0o644,

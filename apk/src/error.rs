@@ -71,6 +71,25 @@ impl Error {
     }
 }
 
+/// An error and its causes on one line, `outer: inner: root`, skipping a cause whose text
+/// the message already carries (many errors print their source themselves). For the
+/// binaries' last word.
+pub fn display_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        next = cause.source();
+    }
+    message
+}
+
 /// Attach a path to an I/O error: a bare "No such file or directory" helps nobody.
 pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();

@@ -7,9 +7,8 @@ use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use crate::data::DataTar;
 use crate::error::{io_at, malformed, Result};
-use crate::package::{data_tar, Members};
-use crate::tarball;
 
 /// A data entry's path, checked: relative, no `.`/`..` components, no control
 /// characters, no `./` prefix. Returns it without a trailing `/`.
@@ -68,13 +67,11 @@ fn check_no_symlink_parents(root: &Path, rel: &Path) -> Result<()> {
 /// file of the same package. Device nodes are skipped: an unprivileged build root needs
 /// none. Returns the paths written.
 pub fn extract(bytes: &[u8], root: &Path) -> Result<Vec<String>> {
-    let members = Members::split(bytes)?;
-    let tar = data_tar(&members.data);
-    let parsed = tarball::parse(&tar)?;
+    let data = DataTar::read(bytes)?;
     let mut written = Vec::new();
     let mut files_seen: HashSet<String> = HashSet::new();
-    for e in &parsed.entries {
-        let rel = checked_path(&e.path)?;
+    for e in data.entries() {
+        let rel = e.path.as_str();
         let rel_path = PathBuf::from(rel);
         check_no_symlink_parents(root, &rel_path)?;
         let dest = root.join(&rel_path);
@@ -93,7 +90,7 @@ pub fn extract(bytes: &[u8], root: &Path) -> Result<Vec<String>> {
             b'0' | b'7' => {
                 remove_existing(&dest)?;
                 let mut f = fs::File::create(&dest).map_err(io_at(&dest))?;
-                f.write_all(e.data).map_err(io_at(&dest))?;
+                f.write_all(data.content(e)).map_err(io_at(&dest))?;
                 f.set_permissions(mode).map_err(io_at(&dest))?;
                 files_seen.insert(rel.to_string());
             }
@@ -139,18 +136,8 @@ fn remove_existing(path: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::package::{Content, PackageBuilder, Staged, StagedEntry};
-    use crate::tarball::{Kind, Owner};
+    use crate::tarball::Kind;
     use crate::PackageInfo;
-
-    fn entry(path: &str, kind: Kind, mode: u32, content: Content) -> StagedEntry {
-        StagedEntry {
-            path: path.into(),
-            kind,
-            mode,
-            owner: Owner::root(),
-            content,
-        }
-    }
 
     fn package(entries: Vec<StagedEntry>) -> Vec<u8> {
         let info = PackageInfo::new("t", "1-r0".parse().unwrap(), "x86_64");
@@ -164,15 +151,15 @@ mod tests {
     #[test]
     fn extracts_files_dirs_links_and_modes() {
         let pkg = package(vec![
-            entry("usr", Kind::Dir, 0o755, Content::None),
-            entry("usr/bin", Kind::Dir, 0o755, Content::None),
-            entry(
+            StagedEntry::new("usr", Kind::Dir, 0o755, Content::None),
+            StagedEntry::new("usr/bin", Kind::Dir, 0o755, Content::None),
+            StagedEntry::new(
                 "usr/bin/a",
                 Kind::File { size: 2 },
                 0o4755,
                 Content::Bytes(b"hi".to_vec()),
             ),
-            entry(
+            StagedEntry::new(
                 "usr/bin/b",
                 Kind::Hardlink {
                     target: "usr/bin/a".into(),
@@ -180,7 +167,7 @@ mod tests {
                 0o4755,
                 Content::None,
             ),
-            entry(
+            StagedEntry::new(
                 "usr/bin/c",
                 Kind::Symlink { target: "a".into() },
                 0o777,
@@ -213,8 +200,8 @@ mod tests {
         // Another package planted `etc -> <outside>`; this one writes etc/passwd.
         symlink(outside.path(), root.path().join("etc")).unwrap();
         let pkg = package(vec![
-            entry("etc", Kind::Dir, 0o755, Content::None),
-            entry(
+            StagedEntry::new("etc", Kind::Dir, 0o755, Content::None),
+            StagedEntry::new(
                 "etc/passwd",
                 Kind::File { size: 1 },
                 0o644,

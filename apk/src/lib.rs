@@ -16,6 +16,7 @@ pub mod installed;
 pub mod key;
 pub mod package;
 pub mod pkginfo;
+pub mod sbom;
 pub mod signature;
 pub mod solver;
 pub mod tarball;

@@ -49,6 +49,19 @@ pub struct StagedEntry {
     pub content: Content,
 }
 
+impl StagedEntry {
+    /// An entry owned by root, as packages stage their files.
+    pub fn new(path: impl Into<String>, kind: Kind, mode: u32, content: Content) -> Self {
+        StagedEntry {
+            path: path.into(),
+            kind,
+            mode,
+            owner: Owner::root(),
+            content,
+        }
+    }
+}
+
 /// The files of a package, sorted by path bytes like abuild's `LC_ALL=C sort`, which
 /// puts each directory before what it holds.
 #[derive(Clone, Debug, Default)]

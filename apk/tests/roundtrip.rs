@@ -6,7 +6,7 @@ use std::process::Command;
 
 use apk::index::{self, Index, IndexEntry};
 use apk::package::{Content, Package, PackageBuilder, Staged, StagedEntry};
-use apk::tarball::{Kind, Owner};
+use apk::tarball::Kind;
 use apk::{Error, Keyring, PackageInfo, SignatureAlgorithm, SigningKey};
 use sha2::{Digest, Sha256};
 
@@ -26,23 +26,13 @@ fn test_keyring() -> Keyring {
     ring
 }
 
-fn entry(path: &str, kind: Kind, mode: u32, content: Content) -> StagedEntry {
-    StagedEntry {
-        path: path.into(),
-        kind,
-        mode,
-        owner: Owner::root(),
-        content,
-    }
-}
-
 fn hello_staged() -> Staged {
     let bin = b"#!/bin/true\n".to_vec();
     let conf = b"greeting=hello\n".to_vec();
     Staged::new(vec![
-        entry("usr", Kind::Dir, 0o755, Content::None),
-        entry("usr/bin", Kind::Dir, 0o755, Content::None),
-        entry(
+        StagedEntry::new("usr", Kind::Dir, 0o755, Content::None),
+        StagedEntry::new("usr/bin", Kind::Dir, 0o755, Content::None),
+        StagedEntry::new(
             "usr/bin/hello",
             Kind::File {
                 size: bin.len() as u64,
@@ -50,7 +40,7 @@ fn hello_staged() -> Staged {
             0o755,
             Content::Bytes(bin),
         ),
-        entry(
+        StagedEntry::new(
             "usr/bin/hi",
             Kind::Symlink {
                 target: "hello".into(),
@@ -58,8 +48,8 @@ fn hello_staged() -> Staged {
             0o777,
             Content::None,
         ),
-        entry("etc", Kind::Dir, 0o755, Content::None),
-        entry(
+        StagedEntry::new("etc", Kind::Dir, 0o755, Content::None),
+        StagedEntry::new(
             "etc/hello.conf",
             Kind::File {
                 size: conf.len() as u64,
@@ -67,7 +57,7 @@ fn hello_staged() -> Staged {
             0o644,
             Content::Bytes(conf),
         ),
-        entry("tmp", Kind::Dir, 0o1777, Content::None),
+        StagedEntry::new("tmp", Kind::Dir, 0o1777, Content::None),
     ])
     .unwrap()
 }
@@ -351,7 +341,7 @@ fn staged_dir_walk_keeps_modes_links_and_order() {
 
 #[test]
 fn staged_entries_need_their_directories() {
-    let err = Staged::new(vec![entry(
+    let err = Staged::new(vec![StagedEntry::new(
         "usr/bin/x",
         Kind::File { size: 0 },
         0o644,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use apk::index::IndexEntry;
 use apk::package::Package;
+use apk::sbom::{self, ImagePackage, ImageSbomInput, OperatingSystem};
 use apk::solver::{self, Repository};
 use apk::tarball::Owner;
 use apk::{Arch, Dependency, Keyring};
@@ -238,22 +239,67 @@ pub fn compose(
     let apk_files = apk_files(image)?;
     let staging = oci::staging_dir(out);
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
-    let images: Vec<ArchImage> = solved
+    let built: Vec<(ArchImage, (String, Vec<u8>))> = solved
         .par_iter()
         .map(|s| {
-            let layer = install(image, s, &fetcher, &apk_files, mtime, &staging)
+            let (layer, os) = install(image, s, &fetcher, &apk_files, mtime, &staging)
                 .with_context(|| format!("{} for {}", image.path.display(), s.arch))?;
-            Ok(ArchImage {
-                arch: s.arch,
-                layer,
-            })
+            let sbom = sbom_file(image, s, &os, tag, mtime);
+            Ok((
+                ArchImage {
+                    arch: s.arch,
+                    layer,
+                },
+                sbom,
+            ))
         })
         .collect::<anyhow::Result<_>>()?;
-    let written = oci::write_layout(out, tag, mtime, &runtime_config(&image.config), images)?;
+    let (images, sboms): (Vec<ArchImage>, Vec<(String, Vec<u8>)>) = built.into_iter().unzip();
+    let written = oci::write_layout(
+        out,
+        tag,
+        mtime,
+        &runtime_config(&image.config),
+        images,
+        &sboms,
+    )?;
     Ok(written)
 }
 
+/// `sbom-<apk arch>.spdx.json`, as apko names it: the SPDX 2.3 document of one
+/// architecture's installed packages, with the dependencies the solver met between them.
+/// The distro namespace of the purls is the image's `os-release` `ID` (apko's rule), else
+/// `unknown`.
+fn sbom_file(
+    image: &ImageFile,
+    solved: &Solved,
+    os: &OperatingSystem,
+    tag: &str,
+    created: u64,
+) -> (String, Vec<u8>) {
+    let packages = ImagePackage::from_entries(solved.packages.iter().map(|(_, e)| e));
+    let name = image
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    let json = sbom::image_spdx_json(&ImageSbomInput {
+        name: &name,
+        tag,
+        arch: solved.arch,
+        created,
+        os,
+        namespace: &os.id,
+        packages: &packages,
+    });
+    (
+        format!("sbom-{}.spdx.json", solved.arch.apk()),
+        json.into_bytes(),
+    )
+}
+
 /// Download and check the packages, install them, add accounts and `paths`, write the layer.
+/// Returns it with the operating system the tree's `os-release` describes.
 fn install(
     image: &ImageFile,
     solved: &Solved,
@@ -261,7 +307,7 @@ fn install(
     apk_files: &ApkFiles,
     mtime: u64,
     staging: &Path,
-) -> anyhow::Result<layer::Layer> {
+) -> anyhow::Result<(layer::Layer, OperatingSystem)> {
     let downloads: Vec<(Vec<u8>, Package, Option<String>)> = solved
         .packages
         .par_iter()
@@ -287,7 +333,13 @@ fn install(
     for extra in path_extras(image)? {
         tree.apply(&extra)?;
     }
-    Ok(tree.write_layer(staging, mtime)?)
+    // `etc/os-release` is often a symlink to `../usr/lib/os-release` (os-release(5)).
+    let os_release = ["etc/os-release", "usr/lib/os-release"]
+        .iter()
+        .find_map(|path| tree.file(path))
+        .map(String::from_utf8_lossy);
+    let os = OperatingSystem::from_os_release(os_release.as_deref());
+    Ok((tree.write_layer(staging, mtime)?, os))
 }
 
 /// `etc/apk/world`, `repositories` and the keyring, as apko writes them into the image.

@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("compose: error: {}", error_chain(&e));
+            eprintln!("compose: error: {}", apk::error::display_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -112,19 +112,4 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// An error and its causes on one line, skipping causes the message already carries.
-fn error_chain(error: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            if !message.is_empty() {
-                message.push_str(": ");
-            }
-            message.push_str(&text);
-        }
-    }
-    message
 }

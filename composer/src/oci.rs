@@ -66,6 +66,11 @@ pub enum OciError {
         path.display()
     )]
     NotALayout { path: PathBuf },
+    #[error(
+        "{name:?} cannot be written beside the layout's own files: give a plain file name \
+         other than oci-layout, index.json and blobs, once"
+    )]
+    BadExtraFile { name: String },
 }
 
 fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> OciError {
@@ -343,17 +348,39 @@ fn blob_path(root: &Path, digest: &str) -> PathBuf {
     root.join("blobs").join("sha256").join(hex)
 }
 
+/// Extra files go at the top of the layout, beside `index.json`: plain names, each once,
+/// that the layout itself does not use.
+fn check_extra_files(files: &[(String, Vec<u8>)]) -> Result<(), OciError> {
+    let mut seen = BTreeSet::new();
+    for (name, _) in files {
+        let plain = !name.is_empty()
+            && !matches!(
+                name.as_str(),
+                "." | ".." | "oci-layout" | "index.json" | "blobs"
+            )
+            && !name.contains(['/', '\0']);
+        if !plain || !seen.insert(name.as_str()) {
+            return Err(OciError::BadExtraFile { name: name.clone() });
+        }
+    }
+    Ok(())
+}
+
 /// Write the images and their index as an OCI layout at `dir`, replacing any layout there.
-/// `created` (`SOURCE_DATE_EPOCH`) dates the configs, history and annotations. Returns
-/// the digests, the image index's first.
+/// `created` (`SOURCE_DATE_EPOCH`) dates the configs, history and annotations.
+/// `extra_files` (name, content), such as SBOMs, are written at the top of the layout
+/// before it is put in place, so that they are replaced with it atomically. Returns the
+/// digests, the image index's first.
 pub fn write_layout(
     dir: &Path,
     tag: &str,
     created: u64,
     config: &ImageConfig,
     mut images: Vec<ArchImage>,
+    extra_files: &[(String, Vec<u8>)],
 ) -> Result<WrittenLayout, OciError> {
     check_tag(tag)?;
+    check_extra_files(extra_files)?;
     if images.is_empty() {
         return Err(OciError::NoImages);
     }
@@ -461,6 +488,11 @@ pub fn write_layout(
         .build()
         .map_err(spec_error)?;
     write_file(&root.join("index.json"), &canonical_json(&layout_index)?)?;
+    for (name, bytes) in extra_files {
+        let path = root.join(name);
+        write_file(&path, bytes)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).map_err(io_at(&path))?;
+    }
 
     for d in [root.to_path_buf(), root.join("blobs"), blobs.clone()] {
         fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).map_err(io_at(&d))?;
@@ -565,6 +597,23 @@ mod tests {
             bytes,
             config_json(Arch::Armv7, 0, &config, &["sha256:00".into()]).unwrap()
         );
+    }
+
+    #[test]
+    fn extra_files_are_plain_names_given_once() {
+        let file = |name: &str| (name.to_string(), Vec::new());
+        check_extra_files(&[file("sbom-x86_64.spdx.json"), file("README")]).unwrap();
+        for bad in [
+            vec![file("")],
+            vec![file("index.json")],
+            vec![file("oci-layout")],
+            vec![file("blobs")],
+            vec![file("..")],
+            vec![file("a/b")],
+            vec![file("x"), file("x")],
+        ] {
+            assert!(check_extra_files(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -350,3 +350,103 @@ fn arches_get_the_same_version_where_one_exists_on_all() {
     );
     assert_eq!(text(&alone.stdout), "hello 2.0-r0\n");
 }
+
+/// The pip packages the SBOM checks need: the SPDX validator, and a JSON schema validator
+/// with the SPDX 2.3 JSON schema, which lib4sbom ships as `schemas/spdx/2.3-schema.json`
+/// (spdx-spec's `schemas/spdx-schema.json` at v2.3; only this machine's registries are
+/// reachable, not the spec's repository).
+const SBOM_PIP: &str = "pip install 'spdx-tools>=0.8,<0.9' 'jsonschema>=4' 'lib4sbom==0.10.4'";
+
+/// Validates `doc` against the SPDX 2.3 JSON schema (draft-07) with Python's jsonschema;
+/// lib4sbom is found, not imported, so nothing of it runs.
+const SPDX_SCHEMA_CHECK: &str = r#"
+import importlib.util, json, os, sys
+import jsonschema
+spec = importlib.util.find_spec("lib4sbom")
+if spec is None:
+    sys.exit("lib4sbom is not installed: it ships the SPDX 2.3 JSON schema")
+path = os.path.join(spec.submodule_search_locations[0], "schemas", "spdx", "2.3-schema.json")
+with open(path, encoding="utf-8") as f:
+    schema = json.load(f)
+assert schema["title"] == "SPDX 2.3", schema["title"]
+with open(sys.argv[1], encoding="utf-8") as f:
+    doc = json.load(f)
+errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path))
+for e in errors:
+    print("/".join(map(str, e.path)), e.message)
+sys.exit(1 if errors else 0)
+"#;
+
+fn sbom_validator(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed for the SBOM checks ({SBOM_PIP}): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} ({}; the checks need {SBOM_PIP}):\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr)).to_ascii_lowercase();
+    for word in ["invalid", "issue", "error"] {
+        assert!(!said.contains(word), "{program} said {word:?}: {said}");
+    }
+}
+
+#[test]
+fn each_arch_gets_an_spdx_sbom_that_both_validators_accept() {
+    let dir = project(IMAGE);
+    let out = compose(
+        dir.path(),
+        &["build", "image.yaml", "--out", "oci", "--tag", "test"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for arch in ["x86_64", "aarch64"] {
+        let path = dir.path().join(format!("oci/sbom-{arch}.spdx.json"));
+        let json =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let file = path.to_str().unwrap();
+        sbom_validator("pyspdxtools", &["-i", file]);
+        sbom_validator("python3", &["-c", SPDX_SCHEMA_CHECK, file]);
+
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+        let packages = doc["packages"].as_array().unwrap();
+        let os: Vec<_> = packages
+            .iter()
+            .filter(|p| p["primaryPackagePurpose"] == "OPERATING_SYSTEM")
+            .collect();
+        assert_eq!(os.len(), 1, "{json}");
+        let purls: Vec<&str> = packages
+            .iter()
+            .flat_map(|p| p["externalRefs"].as_array().into_iter().flatten())
+            .filter(|r| r["referenceType"] == "purl")
+            .map(|r| r["referenceLocator"].as_str().unwrap())
+            .collect();
+        // Every installed package, as the solver chose it, with its purl and checksum.
+        let shown = compose(dir.path(), &["show-packages", "image.yaml", "--arch", arch]);
+        let installed = text(&shown.stdout);
+        assert!(!installed.trim().is_empty());
+        for line in installed.lines() {
+            let (name, version) = line.split_once(' ').unwrap();
+            // The namespace is the os-release ID that pretend-baselayout ships.
+            let purl = format!("pkg:apk/replaces/{name}@{version}?arch=");
+            assert!(
+                purls.iter().any(|p| p.starts_with(&purl)),
+                "{purl} not in {purls:?}"
+            );
+            let package = packages.iter().find(|p| p["name"] == name).unwrap();
+            assert_eq!(package["versionInfo"], version);
+            assert_eq!(package["checksums"][0]["algorithm"], "SHA1");
+        }
+        assert_eq!(purls.len(), installed.lines().count());
+        // replayout depends on pretend-baselayout.
+        for kind in ["DESCRIBES", "CONTAINS", "DEPENDS_ON"] {
+            assert!(json.contains(&format!("\"{kind}\"")), "{kind}: {json}");
+        }
+    }
+    // The SBOMs are beside the layout, not in it: skopeo still reads it.
+    peer("skopeo", &["inspect", "--raw", "oci:oci:test"], dir.path());
+}

@@ -209,7 +209,7 @@ fn write_image(out: &Path) -> WrittenLayout {
             ArchImage { arch, layer }
         })
         .collect();
-    oci::write_layout(out, TAG, MTIME, &image_config(), images).unwrap()
+    oci::write_layout(out, TAG, MTIME, &image_config(), images, &[]).unwrap()
 }
 
 fn oci_ref(dir: &Path, tag: &str) -> String {
@@ -395,6 +395,8 @@ fn a_layer_without_packages_has_a_golden_digest() {
     let layer = layer::build(&spec, tmp.path()).unwrap();
     let (digest, diff_id) = (layer.digest.clone(), layer.diff_id.clone());
     let out = tmp.path().join("image");
+    // Files beside the layout (SBOMs) change no digest.
+    let extra = ("extra.txt".to_string(), b"beside the layout\n".to_vec());
     let written = oci::write_layout(
         &out,
         TAG,
@@ -404,8 +406,10 @@ fn a_layer_without_packages_has_a_golden_digest() {
             arch: Arch::X86_64,
             layer,
         }],
+        std::slice::from_ref(&extra),
     )
     .unwrap();
+    assert_eq!(fs::read(out.join("extra.txt")).unwrap(), extra.1);
     assert_eq!(
         (
             digest.as_str(),
@@ -488,7 +492,7 @@ fn a_failed_write_leaves_the_previous_layout_intact() {
             layer: layer::build(&spec, &staging).unwrap(),
         })
         .collect();
-    let err = oci::write_layout(&out, TAG, 0, &ImageConfig::default(), images).unwrap_err();
+    let err = oci::write_layout(&out, TAG, 0, &ImageConfig::default(), images, &[]).unwrap_err();
     assert!(err.to_string().contains("twice"), "{err}");
     assert_eq!(fs::read(out.join("index.json")).unwrap(), before);
     let raw = skopeo(&["inspect", "--raw", &oci_ref(&out, TAG)]);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use apk::index::{self, Index, IndexEntry};
 use apk::package::{PackageBuilder, Staged};
+use apk::sbom;
 use apk::{Arch, PackageInfo, SignatureAlgorithm, SigningKey};
 use rayon::prelude::*;
 
@@ -16,7 +17,6 @@ use crate::pipeline::Executor;
 use crate::recipe::{Dependencies, PackageOptions, Recipe, Scriptlets};
 use crate::report::Reporter;
 use crate::sandbox::{Runner, Sandbox};
-use crate::sbom;
 use crate::sca;
 use crate::subst::{self, BuildContext, Scope};
 use sha2::Digest as _;
@@ -265,7 +265,8 @@ pub fn build_recipe(
 /// The requested architectures that the recipe's `target-architecture` allows.
 fn target_archs(recipe: &Recipe, requested: &[Arch]) -> anyhow::Result<Vec<Arch>> {
     let targets = &recipe.package.target_architecture;
-    if targets.is_empty() || targets.iter().any(|t| t == "all") {
+    // `noarch` packages hold no machine code; they are built (identically) for each arch.
+    if targets.is_empty() || targets.iter().any(|t| t == "all" || t == "noarch") {
         return Ok(requested.to_vec());
     }
     // Names we cannot build (x86, riscv64, ...) simply match nothing here.

@@ -9,7 +9,6 @@ pub mod recipe;
 pub mod repo;
 pub mod report;
 pub mod sandbox;
-pub mod sbom;
 pub mod sca;
 pub mod split;
 pub mod subst;
@@ -23,20 +22,4 @@ pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
         }),
         _ => Ok(None),
     }
-}
-
-/// An error and its causes on one line, `outer: inner: root`, skipping a cause whose
-/// text the message already carries (many errors print their source themselves).
-pub fn error_chain(error: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            if !message.is_empty() {
-                message.push_str(": ");
-            }
-            message.push_str(&text);
-        }
-    }
-    message
 }

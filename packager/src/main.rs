@@ -157,7 +157,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pkgr: error: {}", packager::error_chain(&e));
+            eprintln!("pkgr: error: {}", apk::error::display_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

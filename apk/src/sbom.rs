@@ -1,9 +1,16 @@
-//! The SPDX 2.3 SBOM embedded in each package at `var/lib/db/sbom/<name>-<version>.spdx.json`,
-//! as melange writes it (`pkg/build/sbom/`, `pkg/sbom/`): the document DESCRIBES the apk
-//! package, which is GENERATED_FROM each fetched source. Unlike melange we may also list the
-//! package's files, with checksums and a package verification code.
+//! SPDX 2.3 SBOMs, two kinds:
 //!
-//! The document is a pure function of [`SbomInput`]: no clock, no random UUID. Its namespace
+//! - [`spdx_json`]: the document embedded in each package at
+//!   `var/lib/db/sbom/<name>-<version>.spdx.json`, as melange writes it (`pkg/build/sbom/`,
+//!   `pkg/sbom/`): the document DESCRIBES the apk package, which is GENERATED_FROM each
+//!   fetched source. Unlike melange we may also list the package's files, with checksums
+//!   and a package verification code.
+//! - [`image_spdx_json`]: one per architecture of an image, as apko writes
+//!   `sbom-<arch>.spdx.json`: the document DESCRIBES the image's operating system
+//!   (`primaryPackagePurpose: OPERATING_SYSTEM`), which CONTAINS every installed apk
+//!   package; packages DEPENDS_ON the packages that meet their dependencies.
+//!
+//! A document is a pure function of its input: no clock, no random UUID. Its namespace
 //! carries a hash of its own content, so two different documents never share one.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,13 +18,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::dependency::Constraint;
+use crate::index::IndexEntry;
+use crate::{Arch, Checksum as ApkChecksum};
+
 /// Everything the SBOM says about one package, as plain data.
 #[derive(Clone, Debug)]
 pub struct SbomInput<'a> {
     pub name: &'a str,
     /// Full apk version, `1.2.3-r0`.
     pub version: &'a str,
-    pub arch: apk::Arch,
+    pub arch: Arch,
     /// SPDX license expression as the recipe gives it; empty means NOASSERTION. Identifiers
     /// that are not on the SPDX License List become declared `LicenseRef-` licenses.
     pub license: &'a str,
@@ -80,21 +91,301 @@ pub fn sbom_path(name: &str, version: &str) -> String {
 
 /// The SPDX 2.3 JSON document for a package: pretty-printed, with a trailing newline.
 pub fn spdx_json(input: &SbomInput) -> String {
-    let mut doc = document(input);
-    // The namespace is derived from everything else but the tool version, so that it is
-    // unique per content and a golden test survives a version bump.
-    let content = serde_json::to_vec(&doc).expect("an SPDX document serializes");
-    let digest = hex::encode(&Sha256::digest(&content)[..16]);
-    doc.document_namespace = format!(
-        "https://spdx.org/spdxdocs/pkgr/{}-{}-{}-{digest}",
+    let namespace = format!(
+        "pkgr/{}-{}-{}",
         purl_escape(input.name),
         purl_escape(input.version),
         input.arch.apk()
     );
-    doc.creation_info.creators = vec![format!("Tool: pkgr-{}", env!("CARGO_PKG_VERSION"))];
+    finish(document(input), &namespace, "pkgr")
+}
+
+/// Names the document and serializes it. The namespace is derived from everything else
+/// but the tool version, so that it is unique per content and a golden test survives a
+/// version bump: `https://spdx.org/spdxdocs/<prefix>-<hash of the content>`.
+fn finish(mut doc: Document, prefix: &str, tool: &str) -> String {
+    doc.creation_info.creators = vec![format!("Tool: {tool}")];
+    let content = serde_json::to_vec(&doc).expect("an SPDX document serializes");
+    let digest = hex::encode(&Sha256::digest(&content)[..16]);
+    doc.document_namespace = format!("https://spdx.org/spdxdocs/{prefix}-{digest}");
+    doc.creation_info.creators = vec![format!("Tool: {tool}-{}", env!("CARGO_PKG_VERSION"))];
     let mut out = serde_json::to_string_pretty(&doc).expect("an SPDX document serializes");
     out.push('\n');
     out
+}
+
+/// Everything an image's SBOM says about one architecture, as plain data.
+#[derive(Clone, Debug)]
+pub struct ImageSbomInput<'a> {
+    /// The image's name (say, its configuration file's stem) and tag: they name the
+    /// document.
+    pub name: &'a str,
+    pub tag: &'a str,
+    pub arch: Arch,
+    /// `SOURCE_DATE_EPOCH`, seconds.
+    pub created: u64,
+    pub os: &'a OperatingSystem,
+    /// Distro namespace (`wolfi`, or `unknown`): purl namespace and supplier, as in
+    /// [`SbomInput::namespace`].
+    pub namespace: &'a str,
+    /// The installed packages, in any order, one per name.
+    pub packages: &'a [ImagePackage<'a>],
+}
+
+/// The operating system an image is, as its `os-release` tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatingSystem {
+    /// `ID` (`wolfi`); empty when unknown.
+    pub id: String,
+    /// `NAME` (`Wolfi`), or [`OperatingSystem::DEFAULT_NAME`].
+    pub name: String,
+    /// `VERSION_ID`; empty when unknown.
+    pub version: String,
+}
+
+impl OperatingSystem {
+    /// The name of an image without an `os-release` (apko's wording).
+    pub const DEFAULT_NAME: &'static str = "apko-compatible image";
+
+    /// From the text of an `os-release` file (`KEY=value` lines, values optionally quoted
+    /// as in a shell), or the defaults when there is none.
+    pub fn from_os_release(text: Option<&str>) -> Self {
+        let mut os = OperatingSystem {
+            id: String::new(),
+            name: String::new(),
+            version: String::new(),
+        };
+        for line in text.unwrap_or_default().lines() {
+            let Some((key, value)) = line.trim().split_once('=') else {
+                continue;
+            };
+            let value = unquote(value.trim());
+            match key.trim() {
+                "ID" => os.id = value,
+                "NAME" => os.name = value,
+                "VERSION_ID" => os.version = value,
+                _ => {}
+            }
+        }
+        if os.name.trim().is_empty() {
+            os.name = Self::DEFAULT_NAME.to_string();
+        }
+        os
+    }
+}
+
+/// An `os-release` value without its quotes: `"a \"b\""` -> `a "b"` (os-release(5)).
+fn unquote(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let quote = match bytes.first() {
+        Some(&q @ (b'"' | b'\'')) if bytes.len() >= 2 && bytes[bytes.len() - 1] == q => q,
+        _ => return value.to_string(),
+    };
+    let inner = &value[1..value.len() - 1];
+    if quote == b'\'' {
+        return inner.to_string();
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An installed apk package, as its index entry describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImagePackage<'a> {
+    pub name: &'a str,
+    /// Full apk version, `1.2.3-r0`.
+    pub version: &'a str,
+    /// The package's own architecture (`x86_64`, `noarch`).
+    pub arch: &'a str,
+    /// As `.PKGINFO` gives it; handled like [`SbomInput::license`].
+    pub license: &'a str,
+    pub origin: &'a str,
+    pub description: &'a str,
+    pub url: &'a str,
+    /// The `C:` identity: the SHA-1 of the package's control segment.
+    pub checksum: ApkChecksum,
+    /// Names of the packages of the image that meet this one's dependencies; names that
+    /// are not in the image are left out of the document.
+    pub depends: Vec<&'a str>,
+}
+
+impl<'a> ImagePackage<'a> {
+    /// The packages of one installed set, each with the packages among them that meet its
+    /// dependencies: a dependency is met by a package of its name, or by a provide of it
+    /// (a versioned dependency only by a versioned provide, as apk matches them).
+    pub fn from_entries(entries: impl IntoIterator<Item = &'a IndexEntry>) -> Vec<Self> {
+        let entries: Vec<&IndexEntry> = entries.into_iter().collect();
+        let meets = |dep: &crate::Dependency, e: &IndexEntry| {
+            let real = dep.matches(&e.info.name, &e.info.version)
+                || (dep.name == e.info.name
+                    && dep.constraint.matches_checksum(&e.checksum.to_string()));
+            real || e
+                .info
+                .provides
+                .iter()
+                .any(|p| match p.constraint.version() {
+                    Some(v) => dep.matches(&p.name, v),
+                    None => p.name == dep.name && dep.constraint == Constraint::Any,
+                })
+        };
+        entries
+            .iter()
+            .map(|e| {
+                let info = &e.info;
+                let mut depends: Vec<&str> = entries
+                    .iter()
+                    .filter(|other| other.info.name != info.name)
+                    .filter(|other| {
+                        info.depends
+                            .iter()
+                            .any(|dep| !dep.conflict && meets(dep, other))
+                    })
+                    .map(|other| other.info.name.as_str())
+                    .collect();
+                depends.sort_unstable();
+                depends.dedup();
+                ImagePackage {
+                    name: &info.name,
+                    version: info.version.as_str(),
+                    arch: &info.arch,
+                    license: &info.license,
+                    origin: info.origin.as_deref().unwrap_or_default(),
+                    description: &info.description,
+                    url: &info.url,
+                    checksum: e.checksum,
+                    depends,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The SPDX 2.3 JSON document for one architecture of an image: pretty-printed, with a
+/// trailing newline.
+pub fn image_spdx_json(input: &ImageSbomInput) -> String {
+    let namespace = format!(
+        "compose/{}-{}-{}",
+        purl_escape(input.name),
+        purl_escape(input.tag),
+        input.arch.apk()
+    );
+    finish(image_document(input), &namespace, "compose")
+}
+
+const OS_ID: &str = "SPDXRef-OperatingSystem";
+
+fn image_document(input: &ImageSbomInput) -> Document {
+    let namespace = purl_namespace(input.namespace);
+    let mut sorted: Vec<&ImagePackage> = input.packages.iter().collect();
+    sorted.sort_by(|a, b| (a.name, a.version).cmp(&(b.name, b.version)));
+    let mut licensing = Licensing::new(sorted.iter().map(|p| p.license));
+
+    let os = input.os;
+    let mut packages = vec![Package {
+        spdx_id: OS_ID.to_string(),
+        name: os.name.clone(),
+        version_info: (!os.version.trim().is_empty()).then(|| os.version.clone()),
+        supplier: Some(supplier(namespace, &os.name)),
+        download_location: NOASSERTION.to_string(),
+        files_analyzed: false,
+        package_verification_code: None,
+        homepage: None,
+        source_info: None,
+        checksums: Vec::new(),
+        license_concluded: NOASSERTION.to_string(),
+        license_declared: NOASSERTION.to_string(),
+        copyright_text: NOASSERTION.to_string(),
+        description: Some(format!(
+            "The operating system of the image {}:{} for {}",
+            input.name,
+            input.tag,
+            input.arch.apk()
+        )),
+        external_refs: Vec::new(),
+        primary_package_purpose: Some("OPERATING_SYSTEM"),
+    }];
+    let mut relationships = vec![Relationship::new("SPDXRef-DOCUMENT", "DESCRIBES", OS_ID)];
+
+    // Ids are unique even if two names sanitize alike.
+    let mut ids: BTreeMap<&str, String> = BTreeMap::new();
+    let mut taken: BTreeSet<String> = BTreeSet::from([OS_ID.to_string()]);
+    for p in &sorted {
+        if ids.contains_key(p.name) {
+            continue;
+        }
+        let license = licensing.expression(p.license, &[]);
+        let mut package = apk_package(
+            &ApkMeta {
+                name: p.name,
+                version: p.version,
+                arch: p.arch,
+                origin: p.origin,
+                description: p.description,
+                url: p.url,
+            },
+            namespace,
+            license,
+        );
+        let base = package.spdx_id.clone();
+        let mut n = 1;
+        while !taken.insert(package.spdx_id.clone()) {
+            n += 1;
+            package.spdx_id = format!("{base}-{n}");
+        }
+        package.checksums.push(match p.checksum {
+            ApkChecksum::Sha1(b) => Checksum {
+                algorithm: "SHA1",
+                checksum_value: hex::encode(b),
+            },
+            ApkChecksum::Md5(b) => Checksum {
+                algorithm: "MD5",
+                checksum_value: hex::encode(b),
+            },
+        });
+        relationships.push(Relationship::new(OS_ID, "CONTAINS", &package.spdx_id));
+        ids.insert(p.name, package.spdx_id.clone());
+        packages.push(package);
+    }
+
+    let mut depends: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for p in &sorted {
+        for dep in &p.depends {
+            if let (Some(from), Some(to)) = (ids.get(p.name), ids.get(dep)) {
+                if from != to {
+                    depends.insert((from, to));
+                }
+            }
+        }
+    }
+    relationships.extend(
+        depends
+            .into_iter()
+            .map(|(from, to)| Relationship::new(from, "DEPENDS_ON", to)),
+    );
+
+    Document {
+        spdx_version: "SPDX-2.3",
+        data_license: "CC0-1.0",
+        spdx_id: "SPDXRef-DOCUMENT",
+        name: format!("image-{}-{}-{}", input.name, input.tag, input.arch.apk()),
+        document_namespace: String::new(),
+        creation_info: CreationInfo {
+            created: rfc3339(input.created),
+            creators: Vec::new(),
+            license_list_version: LICENSE_LIST_VERSION,
+        },
+        packages,
+        files: Vec::new(),
+        has_extracted_licensing_infos: licensing.extracted,
+        relationships,
+    }
 }
 
 const NOASSERTION: &str = "NOASSERTION";
@@ -219,12 +510,22 @@ impl Relationship {
 }
 
 fn document(input: &SbomInput) -> Document {
-    let namespace = match input.namespace.trim() {
-        "" => "unknown",
-        ns => ns,
-    };
+    let namespace = purl_namespace(input.namespace);
     let licensing = Licensing::of(input.license, input.license_texts);
-    let package_id = spdx_id(&format!("SPDXRef-Package-{}-{}", input.name, input.version));
+    let mut main = apk_package(
+        &ApkMeta {
+            name: input.name,
+            version: input.version,
+            arch: input.arch.apk(),
+            origin: input.origin,
+            description: input.description,
+            url: input.url,
+        },
+        namespace,
+        licensing.expression,
+    );
+    main.copyright_text = text_or_noassertion(input.copyright);
+    let package_id = main.spdx_id.clone();
 
     let mut relationships = vec![Relationship::new(
         "SPDXRef-DOCUMENT",
@@ -232,28 +533,7 @@ fn document(input: &SbomInput) -> Document {
         &package_id,
     )];
     let mut packages = Vec::with_capacity(1 + input.sources.len());
-    packages.push(Package {
-        spdx_id: package_id.clone(),
-        name: input.name.to_string(),
-        version_info: Some(input.version.to_string()),
-        supplier: Some(match namespace {
-            "unknown" => NOASSERTION.to_string(),
-            ns => format!("Organization: {ns}"),
-        }),
-        download_location: NOASSERTION.to_string(),
-        files_analyzed: false,
-        package_verification_code: None,
-        homepage: is_plausible_url(input.url).then(|| input.url.to_string()),
-        source_info: (!input.origin.is_empty() && input.origin != input.name)
-            .then(|| format!("built from the recipe of {}", input.origin)),
-        checksums: Vec::new(),
-        license_concluded: NOASSERTION.to_string(),
-        license_declared: licensing.expression.clone(),
-        copyright_text: text_or_noassertion(input.copyright),
-        description: (!input.description.trim().is_empty()).then(|| input.description.to_string()),
-        external_refs: vec![purl_ref(apk_purl(input, namespace))],
-        primary_package_purpose: None,
-    });
+    packages.push(main);
 
     for (i, source) in input.sources.iter().enumerate() {
         let package = source_package(i, source, input);
@@ -285,7 +565,7 @@ fn document(input: &SbomInput) -> Document {
         document_namespace: String::new(),
         creation_info: CreationInfo {
             created: rfc3339(input.created),
-            creators: vec!["Tool: pkgr".to_string()],
+            creators: Vec::new(),
             license_list_version: LICENSE_LIST_VERSION,
         },
         packages,
@@ -310,15 +590,66 @@ fn purl_ref(locator: String) -> ExternalRef {
     }
 }
 
+/// The distro namespace of purls and suppliers: `unknown` when none is given.
+fn purl_namespace(namespace: &str) -> &str {
+    match namespace.trim() {
+        "" => "unknown",
+        ns => ns,
+    }
+}
+
+/// `Organization: <organization>`, or NOASSERTION when the distro is `unknown`.
+fn supplier(namespace: &str, organization: &str) -> String {
+    match namespace {
+        "unknown" => NOASSERTION.to_string(),
+        _ => format!("Organization: {organization}"),
+    }
+}
+
+/// What the index says about an apk package, for [`apk_package`].
+struct ApkMeta<'a> {
+    name: &'a str,
+    version: &'a str,
+    /// The package's `A:` (`x86_64`, `noarch`).
+    arch: &'a str,
+    origin: &'a str,
+    description: &'a str,
+    url: &'a str,
+}
+
+/// An apk package as both documents describe it; `license_declared` is an expression
+/// from [`Licensing`]. The supplier is the distro, NOASSERTION for `unknown`.
+fn apk_package(meta: &ApkMeta, namespace: &str, license_declared: String) -> Package {
+    Package {
+        spdx_id: spdx_id(&format!("SPDXRef-Package-{}-{}", meta.name, meta.version)),
+        name: meta.name.to_string(),
+        version_info: Some(meta.version.to_string()),
+        supplier: Some(supplier(namespace, namespace)),
+        download_location: NOASSERTION.to_string(),
+        files_analyzed: false,
+        package_verification_code: None,
+        homepage: is_plausible_url(meta.url).then(|| meta.url.to_string()),
+        source_info: (!meta.origin.is_empty() && meta.origin != meta.name)
+            .then(|| format!("built from the recipe of {}", meta.origin)),
+        checksums: Vec::new(),
+        license_concluded: NOASSERTION.to_string(),
+        license_declared,
+        copyright_text: NOASSERTION.to_string(),
+        description: (!meta.description.trim().is_empty()).then(|| meta.description.to_string()),
+        external_refs: vec![purl_ref(apk_purl(meta, namespace))],
+        primary_package_purpose: None,
+    }
+}
+
 /// `pkg:apk/<namespace>/<name>@<version>?arch=<arch>&distro=<namespace>`, as melange's
 /// `newAPKPackageURL` writes it: no `distro` for the `unknown` namespace.
-fn apk_purl(input: &SbomInput, namespace: &str) -> String {
+fn apk_purl(meta: &ApkMeta, namespace: &str) -> String {
     let mut purl = format!(
         "pkg:apk/{}/{}@{}?arch={}",
         purl_escape(namespace),
-        purl_escape(input.name),
-        purl_escape(input.version),
-        input.arch.apk()
+        purl_escape(meta.name),
+        purl_escape(meta.version),
+        purl_escape(meta.arch)
     );
     if namespace != "unknown" {
         purl.push_str("&distro=");
@@ -601,7 +932,7 @@ fn files(input: &[SbomFile]) -> Vec<(File, String)> {
 fn verification_code(files: &[(File, String)]) -> String {
     let mut hashes: Vec<&str> = files.iter().map(|(_, sha1)| sha1.as_str()).collect();
     hashes.sort_unstable();
-    hex::encode(apk::Checksum::sha1_of(hashes.concat().as_bytes()).as_bytes())
+    hex::encode(crate::Checksum::sha1_of(hashes.concat().as_bytes()).as_bytes())
 }
 
 /// An SPDX element id: `[A-Za-z0-9.-]` as is, `:` and `/` as `-`, anything else as
@@ -667,12 +998,18 @@ fn rfc3339(secs: u64) -> String {
     )
 }
 
-/// A license expression in which every identifier is on the SPDX License List or a
-/// `LicenseRef-` declared in `extracted`, so that validators accept the document.
+/// License expressions for one document, in which every identifier is on the SPDX License
+/// List or a `LicenseRef-` declared in `extracted`, so that validators accept the document.
 struct Licensing {
+    extracted: Vec<ExtractedLicense>,
+    /// Ids the expressions write as `LicenseRef-` themselves: generated ids steer clear.
+    reserved: BTreeSet<String>,
+}
+
+/// One package's license, on its own.
+struct Declared {
     expression: String,
     extracted: Vec<ExtractedLicense>,
-    reserved: BTreeSet<String>,
 }
 
 /// A parsed SPDX license expression (SPDX 2.3 Annex D), identifiers still as written.
@@ -698,28 +1035,43 @@ impl Expr {
 }
 
 impl Licensing {
-    fn of(text: &str, texts: &[(String, String)]) -> Self {
-        let mut licensing = Licensing {
-            expression: String::new(),
+    /// For a document whose packages declare `licenses`: their own `LicenseRef-` ids are
+    /// reserved before any expression is rendered.
+    fn new<'t>(licenses: impl IntoIterator<Item = &'t str>) -> Self {
+        let mut reserved = BTreeSet::new();
+        for text in licenses {
+            if let Some(expr) = parse_expression(text.trim()) {
+                expr.license_refs(&mut reserved);
+            }
+        }
+        Licensing {
             extracted: Vec::new(),
-            reserved: BTreeSet::new(),
-        };
+            reserved,
+        }
+    }
+
+    fn of(text: &str, texts: &[(String, String)]) -> Declared {
+        let mut licensing = Licensing::new([text]);
+        let expression = licensing.expression(text, texts);
+        Declared {
+            expression,
+            extracted: licensing.extracted,
+        }
+    }
+
+    /// `text` as an expression validators accept; custom licenses it names are declared
+    /// once per document.
+    fn expression(&mut self, text: &str, texts: &[(String, String)]) -> String {
         let text = text.trim();
-        licensing.expression = match text {
+        match text {
             "" | NOASSERTION => NOASSERTION.to_string(),
             "NONE" => "NONE".to_string(),
             _ => match parse_expression(text) {
-                Some(expr) => {
-                    // Ids written as `LicenseRef-` are the recipe's own: keep generated ids
-                    // clear of them.
-                    expr.license_refs(&mut licensing.reserved);
-                    licensing.render(&expr, texts)
-                }
+                Some(expr) => self.render(&expr, texts),
                 // Not an expression at all ("GPL v2 or later"): one custom license.
-                None => licensing.custom(text, texts),
+                None => self.custom(text, texts),
             },
-        };
-        licensing
+        }
     }
 
     fn render(&mut self, expr: &Expr, texts: &[(String, String)]) -> String {
@@ -1056,7 +1408,7 @@ mod tests {
         SbomInput {
             name: "hello",
             version: "2.12-r0",
-            arch: apk::Arch::X86_64,
+            arch: crate::Arch::X86_64,
             license: "GPL-3.0-or-later",
             license_texts: &[],
             copyright: "",
@@ -1389,10 +1741,13 @@ mod tests {
 
     #[test]
     fn purls_follow_melange() {
-        let (files, sources) = (hello_files(), hello_sources());
-        let input = SbomInput {
+        let input = ApkMeta {
             name: "libstdc++",
-            ..hello(&files, &sources)
+            version: "2.12-r0",
+            arch: "x86_64",
+            origin: "gcc",
+            description: "",
+            url: "",
         };
         assert_eq!(
             apk_purl(&input, "wolfi"),
@@ -1463,5 +1818,376 @@ mod tests {
         ] {
             assert!(!is_plausible_url(url), "{url}");
         }
+    }
+
+    fn wolfi() -> OperatingSystem {
+        OperatingSystem::from_os_release(Some(
+            "ID=wolfi\nNAME=\"Wolfi\"\nPRETTY_NAME=\"Wolfi\"\nVERSION_ID=\"20230201\"\n",
+        ))
+    }
+
+    fn image_packages() -> Vec<ImagePackage<'static>> {
+        let p =
+            |name, version, arch, license, origin, depends: &[&'static str], c: u8| ImagePackage {
+                name,
+                version,
+                arch,
+                license,
+                origin,
+                description: "",
+                url: "",
+                checksum: ApkChecksum::Sha1([c; 20]),
+                depends: depends.to_vec(),
+            };
+        vec![
+            p(
+                "libstdc++",
+                "13.2.0-r0",
+                "x86_64",
+                "GPL-3.0-or-later WITH GCC-exception-3.1",
+                "gcc",
+                &["glibc", "not-installed"],
+                3,
+            ),
+            p(
+                "glibc",
+                "2.38-r0",
+                "x86_64",
+                "LGPL-2.1-or-later",
+                "glibc",
+                &["wolfi-baselayout"],
+                2,
+            ),
+            p("odd", "1.0-r0", "x86_64", "Custom License", "", &["odd"], 4),
+            p(
+                "wolfi-baselayout",
+                "20230201-r0",
+                "noarch",
+                "MIT",
+                "",
+                &[],
+                1,
+            ),
+        ]
+    }
+
+    fn image<'a>(os: &'a OperatingSystem, packages: &'a [ImagePackage<'a>]) -> ImageSbomInput<'a> {
+        ImageSbomInput {
+            name: "static",
+            tag: "latest",
+            arch: crate::Arch::X86_64,
+            created: 1_700_000_000,
+            os,
+            namespace: &os.id,
+            packages,
+        }
+    }
+
+    // Validated with `pyspdxtools -i` (spdx-tools 0.8.5) and the SPDX 2.3 JSON schema when
+    // it was recorded.
+    const IMAGE_GOLDEN: &str = r#"{
+  "spdxVersion": "SPDX-2.3",
+  "dataLicense": "CC0-1.0",
+  "SPDXID": "SPDXRef-DOCUMENT",
+  "name": "image-static-latest-x86_64",
+  "documentNamespace": "https://spdx.org/spdxdocs/compose/static-latest-x86_64-fc04a4f20dc8f4c6b62280711d57896d",
+  "creationInfo": {
+    "created": "2023-11-14T22:13:20Z",
+    "creators": [
+      "Tool: compose-{VERSION}"
+    ],
+    "licenseListVersion": "3.27"
+  },
+  "packages": [
+    {
+      "SPDXID": "SPDXRef-OperatingSystem",
+      "name": "Wolfi",
+      "versionInfo": "20230201",
+      "supplier": "Organization: Wolfi",
+      "downloadLocation": "NOASSERTION",
+      "filesAnalyzed": false,
+      "licenseConcluded": "NOASSERTION",
+      "licenseDeclared": "NOASSERTION",
+      "copyrightText": "NOASSERTION",
+      "description": "The operating system of the image static:latest for x86_64",
+      "primaryPackagePurpose": "OPERATING_SYSTEM"
+    },
+    {
+      "SPDXID": "SPDXRef-Package-glibc-2.38-r0",
+      "name": "glibc",
+      "versionInfo": "2.38-r0",
+      "supplier": "Organization: wolfi",
+      "downloadLocation": "NOASSERTION",
+      "filesAnalyzed": false,
+      "checksums": [
+        {
+          "algorithm": "SHA1",
+          "checksumValue": "0202020202020202020202020202020202020202"
+        }
+      ],
+      "licenseConcluded": "NOASSERTION",
+      "licenseDeclared": "LGPL-2.1-or-later",
+      "copyrightText": "NOASSERTION",
+      "externalRefs": [
+        {
+          "referenceCategory": "PACKAGE-MANAGER",
+          "referenceType": "purl",
+          "referenceLocator": "pkg:apk/wolfi/glibc@2.38-r0?arch=x86_64&distro=wolfi"
+        }
+      ]
+    },
+    {
+      "SPDXID": "SPDXRef-Package-libstdcC43C43-13.2.0-r0",
+      "name": "libstdc++",
+      "versionInfo": "13.2.0-r0",
+      "supplier": "Organization: wolfi",
+      "downloadLocation": "NOASSERTION",
+      "filesAnalyzed": false,
+      "sourceInfo": "built from the recipe of gcc",
+      "checksums": [
+        {
+          "algorithm": "SHA1",
+          "checksumValue": "0303030303030303030303030303030303030303"
+        }
+      ],
+      "licenseConcluded": "NOASSERTION",
+      "licenseDeclared": "GPL-3.0-or-later WITH GCC-exception-3.1",
+      "copyrightText": "NOASSERTION",
+      "externalRefs": [
+        {
+          "referenceCategory": "PACKAGE-MANAGER",
+          "referenceType": "purl",
+          "referenceLocator": "pkg:apk/wolfi/libstdc%2B%2B@13.2.0-r0?arch=x86_64&distro=wolfi"
+        }
+      ]
+    },
+    {
+      "SPDXID": "SPDXRef-Package-odd-1.0-r0",
+      "name": "odd",
+      "versionInfo": "1.0-r0",
+      "supplier": "Organization: wolfi",
+      "downloadLocation": "NOASSERTION",
+      "filesAnalyzed": false,
+      "checksums": [
+        {
+          "algorithm": "SHA1",
+          "checksumValue": "0404040404040404040404040404040404040404"
+        }
+      ],
+      "licenseConcluded": "NOASSERTION",
+      "licenseDeclared": "LicenseRef-Custom-License",
+      "copyrightText": "NOASSERTION",
+      "externalRefs": [
+        {
+          "referenceCategory": "PACKAGE-MANAGER",
+          "referenceType": "purl",
+          "referenceLocator": "pkg:apk/wolfi/odd@1.0-r0?arch=x86_64&distro=wolfi"
+        }
+      ]
+    },
+    {
+      "SPDXID": "SPDXRef-Package-wolfi-baselayout-20230201-r0",
+      "name": "wolfi-baselayout",
+      "versionInfo": "20230201-r0",
+      "supplier": "Organization: wolfi",
+      "downloadLocation": "NOASSERTION",
+      "filesAnalyzed": false,
+      "checksums": [
+        {
+          "algorithm": "SHA1",
+          "checksumValue": "0101010101010101010101010101010101010101"
+        }
+      ],
+      "licenseConcluded": "NOASSERTION",
+      "licenseDeclared": "MIT",
+      "copyrightText": "NOASSERTION",
+      "externalRefs": [
+        {
+          "referenceCategory": "PACKAGE-MANAGER",
+          "referenceType": "purl",
+          "referenceLocator": "pkg:apk/wolfi/wolfi-baselayout@20230201-r0?arch=noarch&distro=wolfi"
+        }
+      ]
+    }
+  ],
+  "hasExtractedLicensingInfos": [
+    {
+      "licenseId": "LicenseRef-Custom-License",
+      "extractedText": "The package declares the license \"Custom License\", which is not on the SPDX License List; its text was not supplied.",
+      "name": "Custom License"
+    }
+  ],
+  "relationships": [
+    {
+      "spdxElementId": "SPDXRef-DOCUMENT",
+      "relationshipType": "DESCRIBES",
+      "relatedSpdxElement": "SPDXRef-OperatingSystem"
+    },
+    {
+      "spdxElementId": "SPDXRef-OperatingSystem",
+      "relationshipType": "CONTAINS",
+      "relatedSpdxElement": "SPDXRef-Package-glibc-2.38-r0"
+    },
+    {
+      "spdxElementId": "SPDXRef-OperatingSystem",
+      "relationshipType": "CONTAINS",
+      "relatedSpdxElement": "SPDXRef-Package-libstdcC43C43-13.2.0-r0"
+    },
+    {
+      "spdxElementId": "SPDXRef-OperatingSystem",
+      "relationshipType": "CONTAINS",
+      "relatedSpdxElement": "SPDXRef-Package-odd-1.0-r0"
+    },
+    {
+      "spdxElementId": "SPDXRef-OperatingSystem",
+      "relationshipType": "CONTAINS",
+      "relatedSpdxElement": "SPDXRef-Package-wolfi-baselayout-20230201-r0"
+    },
+    {
+      "spdxElementId": "SPDXRef-Package-glibc-2.38-r0",
+      "relationshipType": "DEPENDS_ON",
+      "relatedSpdxElement": "SPDXRef-Package-wolfi-baselayout-20230201-r0"
+    },
+    {
+      "spdxElementId": "SPDXRef-Package-libstdcC43C43-13.2.0-r0",
+      "relationshipType": "DEPENDS_ON",
+      "relatedSpdxElement": "SPDXRef-Package-glibc-2.38-r0"
+    }
+  ]
+}
+"#;
+
+    #[test]
+    fn image_golden_document() {
+        let (os, packages) = (wolfi(), image_packages());
+        let expected = IMAGE_GOLDEN.replace("{VERSION}", env!("CARGO_PKG_VERSION"));
+        assert_eq!(image_spdx_json(&image(&os, &packages)), expected);
+    }
+
+    #[test]
+    fn image_document_does_not_depend_on_package_order() {
+        let (os, mut packages) = (wolfi(), image_packages());
+        let first = image_spdx_json(&image(&os, &packages));
+        packages.reverse();
+        assert_eq!(first, image_spdx_json(&image(&os, &packages)));
+        let other = image_spdx_json(&ImageSbomInput {
+            arch: crate::Arch::Aarch64,
+            ..image(&os, &packages)
+        });
+        let ns = |doc: &str| {
+            let v: serde_json::Value = serde_json::from_str(doc).unwrap();
+            v["documentNamespace"].as_str().unwrap().to_string()
+        };
+        assert!(ns(&other).starts_with("https://spdx.org/spdxdocs/compose/static-latest-aarch64-"));
+        assert_ne!(ns(&first), ns(&other));
+    }
+
+    #[test]
+    fn image_without_os_release_or_namespace() {
+        let os = OperatingSystem::from_os_release(None);
+        assert_eq!(os.name, OperatingSystem::DEFAULT_NAME);
+        assert_eq!((os.id.as_str(), os.version.as_str()), ("", ""));
+        let packages = image_packages();
+        let doc: serde_json::Value =
+            serde_json::from_str(&image_spdx_json(&image(&os, &packages))).unwrap();
+        let os_package = &doc["packages"][0];
+        assert_eq!(os_package["name"], OperatingSystem::DEFAULT_NAME);
+        assert_eq!(os_package["supplier"], "NOASSERTION");
+        assert!(os_package.get("versionInfo").is_none());
+        assert_eq!(
+            doc["packages"][1]["externalRefs"][0]["referenceLocator"],
+            "pkg:apk/unknown/glibc@2.38-r0?arch=x86_64"
+        );
+    }
+
+    #[test]
+    fn image_license_refs_are_shared_and_kept_apart() {
+        // One package writes LicenseRef-fooplus itself; another's "foo+" must not take it.
+        let mut packages = image_packages();
+        packages[0].license = "foo+";
+        packages[1].license = "LicenseRef-fooplus";
+        packages[2].license = "foo+";
+        let os = wolfi();
+        let doc: serde_json::Value =
+            serde_json::from_str(&image_spdx_json(&image(&os, &packages))).unwrap();
+        let declared: Vec<&str> = doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["licenseDeclared"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            declared,
+            [
+                "NOASSERTION",
+                "LicenseRef-fooplus",
+                "LicenseRef-fooplus-2",
+                "LicenseRef-fooplus-2",
+                "MIT"
+            ]
+        );
+        let ids: Vec<&str> = doc["hasExtractedLicensingInfos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["licenseId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["LicenseRef-fooplus", "LicenseRef-fooplus-2"]);
+    }
+
+    #[test]
+    fn os_release_values_are_unquoted() {
+        let os = OperatingSystem::from_os_release(Some(
+            "# comment\nNAME='Alpine Linux'\nID=alpine\nVERSION_ID=\"3.\\\"20\\\"\"\nBROKEN\n",
+        ));
+        assert_eq!(
+            os,
+            OperatingSystem {
+                id: "alpine".into(),
+                name: "Alpine Linux".into(),
+                version: "3.\"20\"".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn image_packages_depend_on_what_meets_their_dependencies() {
+        let entry = |name: &str, depends: &str, provides: &str| {
+            let mut info = crate::PackageInfo::new(name, "1.0-r0".parse().unwrap(), "x86_64");
+            info.depends = crate::dependency::parse_list(depends).unwrap();
+            info.provides = crate::dependency::parse_list(provides).unwrap();
+            IndexEntry {
+                checksum: ApkChecksum::sha1_of(name.as_bytes()),
+                size: 0,
+                info,
+            }
+        };
+        let entries = [
+            entry("app", "so:libc.so.6 cmd:sh>=2 !busybox libcrypto", ""),
+            entry("glibc", "", "so:libc.so.6=6"),
+            // An unversioned provide does not meet a versioned dependency.
+            entry("toybox", "", "cmd:sh"),
+            entry("bash", "", "cmd:sh=5.2"),
+            entry("busybox", "", ""),
+            entry("libcrypto3", "libcrypto3", "libcrypto"),
+        ];
+        let packages = ImagePackage::from_entries(&entries);
+        let depends: Vec<(&str, Vec<&str>)> = packages
+            .iter()
+            .map(|p| (p.name, p.depends.clone()))
+            .collect();
+        assert_eq!(
+            depends,
+            [
+                ("app", vec!["bash", "glibc", "libcrypto3"]),
+                ("glibc", vec![]),
+                ("toybox", vec![]),
+                ("bash", vec![]),
+                ("busybox", vec![]),
+                ("libcrypto3", vec![]),
+            ]
+        );
+        assert_eq!(packages[1].checksum, ApkChecksum::sha1_of(b"glibc"));
+        assert_eq!(packages[0].version, "1.0-r0");
     }
 }

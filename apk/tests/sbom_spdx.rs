@@ -1,12 +1,15 @@
-//! The SBOMs pkgr embeds, checked by a real peer: the SPDX project's own validator
-//! `pyspdxtools` (PyPI `spdx-tools`). It must be installed; the test fails, not skips,
-//! without it.
+//! The SBOMs pkgr embeds in packages and compose writes for images, checked by a real
+//! peer: the SPDX project's own validator `pyspdxtools` (PyPI `spdx-tools`). It must be
+//! installed; the test fails, not skips, without it.
 
 use std::path::Path;
 use std::process::Command;
 
+use apk::sbom::{
+    image_spdx_json, sbom_path, spdx_json, ImagePackage, ImageSbomInput, OperatingSystem, SbomFile,
+    SbomInput, SourceRef,
+};
 use apk::Arch;
-use packager::sbom::{sbom_path, spdx_json, SbomFile, SbomInput, SourceRef};
 
 const INSTALL: &str = "pip install 'spdx-tools>=0.8,<0.9'";
 
@@ -211,4 +214,70 @@ fn sbom_with_odd_names_and_no_metadata_validates() {
             ..base()
         },
     );
+}
+
+#[test]
+fn image_sbom_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let licenses = [
+        "MIT",
+        "GPL-2.0-only WITH Linux-syscall-note",
+        "GPL v2 or later",
+        "",
+        "LicenseRef-custom AND custom+",
+    ];
+    let packages: Vec<ImagePackage> = [
+        "wolfi-baselayout",
+        "glibc",
+        "libstdc++",
+        "ld-linux",
+        "ca-certificates-bundle",
+    ]
+    .iter()
+    .zip(licenses)
+    .enumerate()
+    .map(|(i, (&name, license))| ImagePackage {
+        name,
+        version: "1.2.3_git20240101-r4",
+        arch: if i == 0 { "noarch" } else { "aarch64" },
+        license,
+        origin: "glibc",
+        description: "a package",
+        url: "https://example.org/project",
+        checksum: if i == 4 {
+            apk::Checksum::Md5([i as u8; 16])
+        } else {
+            apk::Checksum::Sha1([i as u8; 20])
+        },
+        depends: if i == 0 {
+            vec![]
+        } else {
+            vec!["wolfi-baselayout", "glibc"]
+        },
+    })
+    .collect();
+    for (i, os_release) in [
+        Some("ID=wolfi\nNAME=\"Wolfi\"\nVERSION_ID=20230201\n"),
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let os = OperatingSystem::from_os_release(os_release);
+        let json = image_spdx_json(&ImageSbomInput {
+            name: "static",
+            tag: "latest",
+            arch: Arch::Aarch64,
+            created: 1_700_000_000,
+            os: &os,
+            namespace: &os.id,
+            packages: &packages,
+        });
+        let path = dir.path().join(format!("sbom-{i}.spdx.json"));
+        std::fs::write(&path, &json).unwrap();
+        validate(&path);
+        assert!(json.contains("\"primaryPackagePurpose\": \"OPERATING_SYSTEM\""));
+        assert_eq!(json.matches("\"DEPENDS_ON\"").count(), 7);
+        assert_eq!(json.matches("\"CONTAINS\"").count(), packages.len());
+    }
 }
