@@ -977,8 +977,9 @@ fn purl_qualifiers(qualifiers: &[(&str, String)]) -> String {
     out
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since 1970 (Howard Hinnant's `civil_from_days`).
-fn rfc3339(secs: u64) -> String {
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since 1970 (Howard Hinnant's `civil_from_days`):
+/// how SBOMs and OCI configs write `SOURCE_DATE_EPOCH`.
+pub fn rfc3339(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let z = days + 719_468;
