@@ -15,6 +15,7 @@ use imageconfig::ImageConfiguration;
 use rayon::prelude::*;
 
 use crate::layer::{self, ApkFiles, Extra, ExtraKind, PackageInput, Tree};
+use crate::lock::{self, Lock};
 use crate::oci::{self, ArchImage, ImageConfig, WrittenLayout};
 use crate::repo::{self, Fetcher, LoadedRepo, RepoSpec};
 
@@ -29,6 +30,8 @@ pub struct ComposeOptions {
     pub allow_untrusted: bool,
     /// `SOURCE_DATE_EPOCH`; by default the newest build time of the chosen packages.
     pub source_date_epoch: Option<u64>,
+    /// Solve even when a lock file sits beside the image file.
+    pub no_lock: bool,
 }
 
 /// An image file, read, with what its relative paths resolve against.
@@ -110,6 +113,28 @@ pub struct Solved {
     pub packages: Vec<(usize, IndexEntry)>,
 }
 
+impl Solved {
+    /// The repositories loaded for this architecture, as `packages` index them.
+    pub fn repos(&self) -> &[LoadedRepo] {
+        &self.repos
+    }
+}
+
+/// The verified indexes of the image's repositories for `arch`.
+fn load_repos(
+    image: &ImageFile,
+    arch: Arch,
+    keyring: &Keyring,
+    opts: &ComposeOptions,
+) -> anyhow::Result<Vec<LoadedRepo>> {
+    let fetcher = Fetcher::new(&image.base);
+    Ok(image
+        .repositories()?
+        .iter()
+        .map(|spec| fetcher.load_index(spec, arch, keyring, opts.allow_untrusted))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Load the repositories for `arch` and solve the world: what `show-packages` prints.
 pub fn solve_arch(
     image: &ImageFile,
@@ -117,12 +142,7 @@ pub fn solve_arch(
     keyring: &Keyring,
     opts: &ComposeOptions,
 ) -> anyhow::Result<Solved> {
-    let fetcher = Fetcher::new(&image.base);
-    let repos = image
-        .repositories()?
-        .iter()
-        .map(|spec| fetcher.load_index(spec, arch, keyring, opts.allow_untrusted))
-        .collect::<Result<Vec<_>, _>>()?;
+    let repos = load_repos(image, arch, keyring, opts)?;
     let packages = solve_world(image, arch, &repos, &image.world()?)?;
     Ok(Solved {
         arch,
@@ -168,6 +188,35 @@ pub fn solve_all(
         .collect::<anyhow::Result<_>>()?;
     align_versions(image, &mut solved)?;
     Ok(solved)
+}
+
+/// The packages to install for each architecture: exactly those of the lock file beside
+/// the image file when there is one (unless `no_lock`), else the solver's. What `build`
+/// installs and `show-packages` prints.
+pub fn resolve(
+    image: &ImageFile,
+    archs: &[Arch],
+    keyring: &Keyring,
+    opts: &ComposeOptions,
+) -> anyhow::Result<Vec<Solved>> {
+    let path = lock::path_for(&image.path);
+    if opts.no_lock || !path.exists() {
+        return solve_all(image, archs, keyring, opts);
+    }
+    let lock = Lock::read(&path)?;
+    lock.check_config(&path, image)?;
+    archs
+        .par_iter()
+        .map(|&arch| {
+            let repos = load_repos(image, arch, keyring, opts)?;
+            let packages = lock.packages_for(&path, arch, &repos)?;
+            Ok(Solved {
+                arch,
+                repos,
+                packages,
+            })
+        })
+        .collect()
 }
 
 /// Give every architecture the same version of a package wherever one version exists on
@@ -227,7 +276,7 @@ pub fn compose(
     let keyring = repo::load_keyring(&fetcher, &image.config.contents.keyring)?;
     let archs = image.archs(&opts.archs)?;
     // Solve every architecture first: the default timestamp is the newest package of all.
-    let solved = solve_all(image, &archs, &keyring, opts)?;
+    let solved = resolve(image, &archs, &keyring, opts)?;
     let mtime = opts.source_date_epoch.unwrap_or_else(|| {
         solved
             .iter()

@@ -3,7 +3,9 @@
 //! Data flows: image file ([`image`]) -> verified repositories ([`repo`]) -> solver (`apk::solver`)
 //! -> one layer per architecture ([`layer`]) -> OCI layout ([`oci`]).
 
+pub mod docker_archive;
 pub mod image;
 pub mod layer;
+pub mod lock;
 pub mod oci;
 pub mod repo;

@@ -27,17 +27,35 @@ struct Common {
     /// Accept indexes that no key in `contents.keyring` signed.
     #[arg(long)]
     allow_untrusted: bool,
+    /// Solve even when `<image>.lock.json` sits beside the image file (`lock` always
+    /// solves).
+    #[arg(long)]
+    no_lock: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compose the image into an OCI layout and print the image index digest.
+    /// Compose the image into an OCI layout (or, with --tar, a docker archive) and print
+    /// where it went and the image index digest.
     Build {
         #[command(flatten)]
         common: Common,
         /// The OCI layout directory to write (replaced atomically).
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "tar", conflicts_with = "tar")]
+        out: Option<PathBuf>,
+        /// Write a docker archive (`docker load`, `skopeo ... docker-archive:FILE`) instead
+        /// of a layout, replaced atomically. Like apko, one tar holds every architecture's
+        /// image, each tagged NAME:TAG-<apk arch> (e.g. `image:latest-aarch64`); a
+        /// single-arch tar is tagged NAME:TAG too. With several architectures skopeo needs
+        /// `docker-archive:FILE:NAME:TAG-<arch>`; use --arch to write one. The tar is the
+        /// layout --out would write plus Docker's manifest.json, so `oci-archive:FILE:TAG`
+        /// reads it as well.
+        #[arg(long, value_name = "FILE")]
+        tar: Option<PathBuf>,
+        /// The repository name of the docker archive's tags (default: the image file's
+        /// name without extension, lowercased).
+        #[arg(long, requires = "tar")]
+        name: Option<String>,
         /// The tag the image index gets in the layout's index.json.
         #[arg(long, default_value = "latest")]
         tag: String,
@@ -45,6 +63,13 @@ enum Command {
     /// Print the packages the image would contain, one `name version` per line, per
     /// architecture, without downloading them.
     ShowPackages {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Solve every architecture and write `<image>.lock.json` beside the image file (e.g.
+    /// `images/hello.lock.json`); print its path. Builds and show-packages then install
+    /// exactly the locked packages, without solving.
+    Lock {
         #[command(flatten)]
         common: Common,
     },
@@ -65,6 +90,7 @@ impl Common {
             },
             allow_untrusted: self.allow_untrusted,
             source_date_epoch: epoch,
+            no_lock: self.no_lock,
         })
     }
 }
@@ -83,10 +109,36 @@ fn main() -> ExitCode {
 #[allow(clippy::print_stdout)]
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Build { common, out, tag } => {
+        Command::Build {
+            common,
+            out,
+            tar,
+            name,
+            tag,
+        } => {
             let image = ImageFile::load(&common.image)?;
-            let written = image::compose(&image, &out, &tag, &common.options()?)?;
-            println!("{}", out.display());
+            let (path, written) = match (out, tar) {
+                (_, Some(tar)) => {
+                    let name = match name {
+                        Some(n) => n,
+                        None => composer::docker_archive::default_name(&common.image)?,
+                    };
+                    let (written, _) = composer::docker_archive::compose_docker_archive(
+                        &image,
+                        &tar,
+                        &tag,
+                        &name,
+                        &common.options()?,
+                    )?;
+                    (tar, written)
+                }
+                (Some(out), None) => {
+                    let written = image::compose(&image, &out, &tag, &common.options()?)?;
+                    (out, written)
+                }
+                (None, None) => anyhow::bail!("give --out DIR or --tar FILE"),
+            };
+            println!("{}", path.display());
             println!("{}", written.index.digest);
         }
         Command::ShowPackages { common } => {
@@ -95,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let fetcher = composer::repo::Fetcher::new(&image.base);
             let keyring = composer::repo::load_keyring(&fetcher, &image.config.contents.keyring)?;
             let archs = image.archs(&opts.archs)?;
-            for solved in image::solve_all(&image, &archs, &keyring, &opts)? {
+            for solved in image::resolve(&image, &archs, &keyring, &opts)? {
                 if archs.len() > 1 {
                     println!("# {}", solved.arch);
                 }
@@ -109,6 +161,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{line}");
                 }
             }
+        }
+        Command::Lock { common } => {
+            let image = ImageFile::load(&common.image)?;
+            let path = composer::lock::lock_image(&image, &common.options()?)?;
+            println!("{}", path.display());
         }
     }
     Ok(())

@@ -1,14 +1,12 @@
 //! `compose` end to end: packages made by melange compose into a two-arch image that
 //! skopeo and umoci accept, reproducibly; bad input fails clearly and changes nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(rel)
-}
+use std::path::Path;
+use std::process::Command;
+
+use common::{compose, fixture, project, text};
 
 const IMAGE: &str = r#"
 contents:
@@ -34,39 +32,6 @@ archs:
   - x86_64
   - arm64
 "#;
-
-/// A directory with the melange repository and an image file.
-fn project(image: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    for arch in ["x86_64", "aarch64"] {
-        std::fs::create_dir_all(repo.join(arch)).unwrap();
-        for entry in std::fs::read_dir(fixture(&format!("melange-repo/{arch}"))).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), repo.join(arch).join(entry.file_name())).unwrap();
-        }
-    }
-    std::fs::copy(
-        fixture("melange-repo/melange.rsa.pub"),
-        repo.join("melange.rsa.pub"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("image.yaml"), image).unwrap();
-    dir
-}
-
-fn compose(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_compose"))
-        .args(args)
-        .current_dir(dir)
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn peer(program: &str, args: &[&str], cwd: &Path) -> String {
     let out = Command::new(program)

@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests: a project directory with melange's fixture
+//! repository, and running `compose` in it.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel)
+}
+
+/// A directory with the melange repository and an image file.
+pub fn project(image: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    for arch in ["x86_64", "aarch64"] {
+        std::fs::create_dir_all(repo.join(arch)).unwrap();
+        for entry in std::fs::read_dir(fixture(&format!("melange-repo/{arch}"))).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), repo.join(arch).join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(
+        fixture("melange-repo/melange.rsa.pub"),
+        repo.join("melange.rsa.pub"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("image.yaml"), image).unwrap();
+    dir
+}
+
+pub fn compose(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_compose"))
+        .args(args)
+        .current_dir(dir)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap()
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
