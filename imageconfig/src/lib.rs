@@ -11,6 +11,7 @@ pub mod de;
 mod model;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -118,12 +119,94 @@ impl ImageConfiguration {
         from_yaml(text, file)
     }
 
-    /// Reads and parses the image configuration at `path`.
+    /// Reads and parses the image configuration at `path`, with its `include` (a file
+    /// relative to this one) merged underneath, as apko merges it: the including file's
+    /// values win, lists are appended, maps are merged key by key.
     pub fn load(path: impl AsRef<Path>) -> Result<ImageConfiguration, YamlError> {
-        let path = path.as_ref();
-        ImageConfiguration::parse(&read(path)?, path)
+        Self::load_including(path.as_ref(), &mut Vec::new())
+    }
+
+    fn load_including(
+        path: &Path,
+        chain: &mut Vec<PathBuf>,
+    ) -> Result<ImageConfiguration, YamlError> {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if chain.contains(&canonical) || chain.len() >= MAX_INCLUDE_DEPTH {
+            let names: Vec<String> = chain
+                .iter()
+                .chain([&canonical])
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(YamlError::Yaml {
+                file: path.to_path_buf(),
+                location: None,
+                message: format!(
+                    "include: a cycle or more than {MAX_INCLUDE_DEPTH} levels: {}",
+                    names.join(" -> ")
+                ),
+            });
+        }
+        let mut config = ImageConfiguration::parse(&read(path)?, path)?;
+        if let Some(include) = config.include.take() {
+            chain.push(canonical);
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let base = Self::load_including(&dir.join(include), chain)?;
+            chain.pop();
+            config.merge_base(base);
+        }
+        Ok(config)
+    }
+
+    /// Fill what this configuration leaves unset from `base`, append `base`'s lists.
+    fn merge_base(&mut self, base: ImageConfiguration) {
+        fn append<T>(own: &mut Vec<T>, base: Vec<T>) {
+            own.extend(base);
+        }
+        fn or<T>(own: &mut Option<T>, base: Option<T>) {
+            if own.is_none() {
+                *own = base;
+            }
+        }
+        fn under<K: Ord, V>(own: &mut BTreeMap<K, V>, base: BTreeMap<K, V>) {
+            for (k, v) in base {
+                own.entry(k).or_insert(v);
+            }
+        }
+        let c = &mut self.contents;
+        append(&mut c.repositories, base.contents.repositories);
+        append(&mut c.build_repositories, base.contents.build_repositories);
+        append(
+            &mut c.runtime_repositories,
+            base.contents.runtime_repositories,
+        );
+        append(&mut c.keyring, base.contents.keyring);
+        append(&mut c.packages, base.contents.packages);
+        or(&mut c.baseimage, base.contents.baseimage);
+        if self.entrypoint == Entrypoint::default() {
+            self.entrypoint = base.entrypoint;
+        }
+        or(&mut self.cmd, base.cmd);
+        or(&mut self.stop_signal, base.stop_signal);
+        or(&mut self.work_dir, base.work_dir);
+        or(&mut self.accounts.run_as, base.accounts.run_as);
+        append(&mut self.accounts.users, base.accounts.users);
+        append(&mut self.accounts.groups, base.accounts.groups);
+        if self.archs.is_empty() {
+            self.archs = base.archs;
+        }
+        under(&mut self.environment, base.environment);
+        append(&mut self.paths, base.paths);
+        or(&mut self.os_release, base.os_release);
+        or(&mut self.vcs_url, base.vcs_url);
+        under(&mut self.annotations, base.annotations);
+        append(&mut self.volumes, base.volumes);
+        or(&mut self.layering, base.layering);
+        or(&mut self.certificates, base.certificates);
     }
 }
+
+/// How deep `include` may nest.
+const MAX_INCLUDE_DEPTH: usize = 8;
 
 #[cfg(test)]
 mod tests {
@@ -358,5 +441,47 @@ stop-signal: SIGTERM
         assert_eq!(image.contents, Contents::default());
         assert_eq!(image.accounts.users[1].username, "b");
         assert_eq!(image.accounts.users[1].uid, 1);
+    }
+}
+
+#[cfg(test)]
+mod include_tests {
+    use super::*;
+
+    #[test]
+    fn include_merges_the_base_underneath() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("base.yaml"),
+            "contents:\n  repositories: [base-repo]\n  packages: [base-files]\nwork-dir: /base\nenvironment:\n  A: base\n  B: base\narchs: [x86_64]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("image.yaml"),
+            "include: base.yaml\ncontents:\n  packages: [hello]\nenvironment:\n  A: image\n",
+        )
+        .unwrap();
+        let c = ImageConfiguration::load(dir.path().join("image.yaml")).unwrap();
+        assert_eq!(c.contents.packages, ["hello", "base-files"]);
+        assert_eq!(c.contents.repositories, ["base-repo"]);
+        assert_eq!(c.work_dir.as_deref(), Some("/base"));
+        assert_eq!(c.environment["A"], "image");
+        assert_eq!(c.environment["B"], "base");
+        assert_eq!(c.archs, ["x86_64"]);
+        assert_eq!(c.include, None);
+    }
+
+    #[test]
+    fn include_cycles_are_an_error_naming_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "include: b.yaml\n").unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "include: a.yaml\n").unwrap();
+        let err = ImageConfiguration::load(dir.path().join("a.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cycle") && err.contains("a.yaml") && err.contains("b.yaml"),
+            "{err}"
+        );
     }
 }
