@@ -636,13 +636,7 @@ mod tests {
     const TRIGGER: &[u8] = b"#!/bin/sh\necho triggered \"$@\"\n";
 
     fn staged(path: &str, kind: Kind, mode: u32, content: Content) -> StagedEntry {
-        StagedEntry {
-            path: path.into(),
-            kind,
-            mode,
-            owner: Owner::root(),
-            content,
-        }
+        StagedEntry::new(path, kind, mode, content)
     }
 
     fn file(path: &str, mode: u32, body: &[u8]) -> StagedEntry {

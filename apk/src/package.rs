@@ -142,13 +142,7 @@ impl Staged {
                         path.display()
                     )));
                 };
-                entries.push(StagedEntry {
-                    path: name,
-                    kind,
-                    mode,
-                    owner: Owner::root(),
-                    content,
-                });
+                entries.push(StagedEntry::new(name, kind, mode, content));
             }
         }
         // A walk is in directory order; hard link targets must come first in *tar* order,

@@ -1168,25 +1168,18 @@ mod tests {
     }
 
     fn dir(path: &str, mode: u32) -> StagedEntry {
-        StagedEntry {
-            path: path.into(),
-            kind: Kind::Dir,
-            mode,
-            owner: Owner::root(),
-            content: Content::None,
-        }
+        StagedEntry::new(path, Kind::Dir, mode, Content::None)
     }
 
     fn file(path: &str, body: &str, mode: u32) -> StagedEntry {
-        StagedEntry {
-            path: path.into(),
-            kind: Kind::File {
+        StagedEntry::new(
+            path,
+            Kind::File {
                 size: body.len() as u64,
             },
             mode,
-            owner: Owner::root(),
-            content: Content::Bytes(body.as_bytes().to_vec()),
-        }
+            Content::Bytes(body.as_bytes().to_vec()),
+        )
     }
 
     fn pkg(name: &str, edit: impl FnOnce(&mut PackageInfo), entries: Vec<StagedEntry>) -> Built {

@@ -6,46 +6,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{compose, fixture, project, text};
+use common::{compose, fixture, peer, project, text};
 
-const IMAGE: &str = r#"
-contents:
-  keyring:
-    - repo/melange.rsa.pub
-  repositories:
-    - repo
-  packages:
-    - pretend-baselayout
-    - replayout
-accounts:
-  groups:
-    - groupname: nonroot
-      gid: 65532
-  users:
-    - username: nonroot
-      uid: 65532
-  run-as: 65532
-entrypoint:
-  command: /usr/bin/app --serve
-work-dir: /home/nonroot
-archs:
-  - x86_64
-  - arm64
-"#;
-
-fn peer(program: &str, args: &[&str], cwd: &Path) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} is needed (apt-get install {program}): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
+const IMAGE: &str = common::MELANGE_IMAGE;
 
 #[test]
 fn melange_packages_compose_into_a_two_arch_image_skopeo_and_umoci_accept() {
@@ -213,7 +176,7 @@ fn an_unknown_key_names_file_line_and_column() {
 fn write_repo(root: &Path, packages: &[(&str, &str, &str)]) {
     use apk::index::{Index, IndexEntry};
     use apk::package::{Content, PackageBuilder, Staged, StagedEntry};
-    use apk::tarball::{Kind, Owner};
+    use apk::tarball::Kind;
     let key = apk::SigningKey::load(&fixture("test-keys/test.rsa")).unwrap();
     let mut by_arch: std::collections::BTreeMap<&str, Vec<IndexEntry>> = Default::default();
     for (arch, name, version) in packages {
@@ -221,22 +184,15 @@ fn write_repo(root: &Path, packages: &[(&str, &str, &str)]) {
         std::fs::create_dir_all(&dir).unwrap();
         let body = format!("{name} {version}\n").into_bytes();
         let staged = Staged::new(vec![
-            StagedEntry {
-                path: "etc".into(),
-                kind: Kind::Dir,
-                mode: 0o755,
-                owner: Owner::root(),
-                content: Content::None,
-            },
-            StagedEntry {
-                path: format!("etc/{name}"),
-                kind: Kind::File {
+            StagedEntry::new("etc", Kind::Dir, 0o755, Content::None),
+            StagedEntry::new(
+                format!("etc/{name}"),
+                Kind::File {
                     size: body.len() as u64,
                 },
-                mode: 0o644,
-                owner: Owner::root(),
-                content: Content::Bytes(body),
-            },
+                0o644,
+                Content::Bytes(body),
+            ),
         ])
         .unwrap();
         let info = apk::PackageInfo::new(*name, version.parse().unwrap(), *arch);

@@ -5,35 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{compose, project, text};
+use common::{compose, peer, project, text};
 use serde_json::Value;
 
-const IMAGE: &str = r#"
-contents:
-  keyring:
-    - repo/melange.rsa.pub
-  repositories:
-    - repo
-  packages:
-    - pretend-baselayout
-    - replayout
-accounts:
-  groups:
-    - groupname: nonroot
-      gid: 65532
-  users:
-    - username: nonroot
-      uid: 65532
-  run-as: 65532
-entrypoint:
-  command: /usr/bin/app --serve
-work-dir: /home/nonroot
-archs:
-  - x86_64
-  - arm64
-"#;
+const IMAGE: &str = common::MELANGE_IMAGE;
 
 /// The `SOURCE_DATE_EPOCH` `common::compose` sets.
 const EPOCH: u64 = 1_700_000_000;
@@ -46,17 +22,7 @@ fn compose_ok(dir: &Path, args: &[&str]) -> Vec<String> {
 
 /// Run skopeo, the peer that reads docker archives here (there is no Docker daemon).
 fn skopeo(args: &[&str], cwd: &Path) -> String {
-    let out = Command::new("skopeo")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap_or_else(|e| panic!("skopeo is needed: apt-get install skopeo ({e})"));
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    peer("skopeo", args, cwd)
 }
 
 fn skopeo_json(args: &[&str], cwd: &Path) -> Value {

@@ -51,13 +51,7 @@ fn umoci(args: &[&str]) -> String {
 }
 
 fn entry(path: &str, kind: Kind, mode: u32, content: Content) -> StagedEntry {
-    StagedEntry {
-        path: path.into(),
-        kind,
-        mode,
-        owner: Owner::root(),
-        content,
-    }
+    StagedEntry::new(path, kind, mode, content)
 }
 
 fn dir(path: &str, mode: u32) -> StagedEntry {

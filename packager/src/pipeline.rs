@@ -180,22 +180,36 @@ impl Executor<'_> {
         Ok(())
     }
 
-    fn shell(&self, label: &str, script: &str, frame: &Frame) -> Result<(), PipelineError> {
+    /// Report `shown` as started, do `work`, and report `label` as done with its time.
+    fn timed<T>(
+        &self,
+        shown: &str,
+        label: &str,
+        work: impl FnOnce() -> Result<T, PipelineError>,
+    ) -> Result<T, PipelineError> {
         let arch = self.arch.apk();
         let started = Instant::now();
-        self.reporter.step_started(self.package, arch, label);
+        self.reporter.step_started(self.package, arch, shown);
+        let done = work()?;
+        self.reporter
+            .step_finished(self.package, arch, label, started.elapsed().as_secs_f64());
+        Ok(done)
+    }
+
+    fn shell(&self, label: &str, script: &str, frame: &Frame) -> Result<(), PipelineError> {
         let step = sandbox::Step {
             name: label,
             script,
             working_directory: frame.workdir.as_deref(),
             env: &frame.env,
         };
-        self.sandbox.run(&step, &mut |line| {
-            self.reporter.step_output(self.package, arch, line)
-        })?;
-        self.reporter
-            .step_finished(self.package, arch, label, started.elapsed().as_secs_f64());
-        Ok(())
+        self.timed(label, label, || {
+            self.sandbox.run(&step, &mut |line| {
+                self.reporter
+                    .step_output(self.package, self.arch.apk(), line)
+            })?;
+            Ok(())
+        })
     }
 
     fn uses(
@@ -213,7 +227,7 @@ impl Executor<'_> {
         }
         match name {
             "fetch" => return self.fetch(label, with, frame),
-            "git-checkout" => return self.git_checkout(label, with, frame),
+            "git-checkout" => return self.git_checkout(label, with),
             _ => {}
         }
         if let Some(kind) = SplitKind::from_uses(name) {
@@ -327,29 +341,23 @@ impl Executor<'_> {
         let directory = with.get("directory").map_or(".", String::as_str);
         let dest_dir = self.sandbox.host_path(directory)?;
 
-        let started = Instant::now();
-        self.reporter
-            .step_started(self.package, self.arch.apk(), &format!("{label}: {uri}"));
-        let cached = self
-            .cache
-            .get(uri, &expected, self.recipe_dir)
-            .map_err(|source| PipelineError::Fetch {
-                step: label.into(),
-                source,
-            })?;
         let file_name = uri
             .rsplit('/')
             .next()
             .filter(|n| !n.is_empty())
             .unwrap_or("source");
-        std::fs::create_dir_all(&dest_dir).map_err(SandboxError::from)?;
-        std::fs::copy(&cached, dest_dir.join(file_name)).map_err(SandboxError::from)?;
-        self.reporter.step_finished(
-            self.package,
-            self.arch.apk(),
-            label,
-            started.elapsed().as_secs_f64(),
-        );
+        self.timed(&format!("{label}: {uri}"), label, || {
+            let cached = self
+                .cache
+                .get(uri, &expected, self.recipe_dir)
+                .map_err(|source| PipelineError::Fetch {
+                    step: label.into(),
+                    source,
+                })?;
+            std::fs::create_dir_all(&dest_dir).map_err(SandboxError::from)?;
+            std::fs::copy(&cached, dest_dir.join(file_name)).map_err(SandboxError::from)?;
+            Ok(())
+        })?;
         if extract {
             let quoted = shell_quote(file_name);
             let mut script =
@@ -370,7 +378,6 @@ impl Executor<'_> {
         &self,
         label: &str,
         with: &BTreeMap<String, String>,
-        _frame: &Frame,
     ) -> Result<(), PipelineError> {
         let invalid = |reason: String| PipelineError::Invalid {
             step: label.into(),
@@ -401,56 +408,49 @@ impl Executor<'_> {
         } else {
             self.recipe_dir.join(repo).to_string_lossy().into_owned()
         };
-        let started = Instant::now();
-        self.reporter
-            .step_started(self.package, self.arch.apk(), &format!("{label}: {repo}"));
-        std::fs::create_dir_all(&dest).map_err(SandboxError::from)?;
-        let git = |args: &[&str]| -> Result<String, PipelineError> {
-            let out = Command::new("git")
-                .arg("-C")
-                .arg(&dest)
-                .args([
-                    "-c",
-                    "advice.detachedHead=false",
-                    "-c",
-                    "init.defaultBranch=main",
-                ])
-                .args(args)
-                .output()
-                .map_err(|e| invalid(format!("cannot run git: {e}")))?;
-            if !out.status.success() {
-                return Err(invalid(format!(
-                    "git {} failed: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
+        self.timed(&format!("{label}: {repo}"), label, || {
+            std::fs::create_dir_all(&dest).map_err(SandboxError::from)?;
+            let git = |args: &[&str]| -> Result<String, PipelineError> {
+                let out = Command::new("git")
+                    .arg("-C")
+                    .arg(&dest)
+                    .args([
+                        "-c",
+                        "advice.detachedHead=false",
+                        "-c",
+                        "init.defaultBranch=main",
+                    ])
+                    .args(args)
+                    .output()
+                    .map_err(|e| invalid(format!("cannot run git: {e}")))?;
+                if !out.status.success() {
+                    return Err(invalid(format!(
+                        "git {} failed: {}",
+                        args.join(" "),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+                Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+            };
+            git(&["init", "-q"])?;
+            let mut fetch = vec!["fetch", "-q", "--no-tags"];
+            let depth = with.get("depth").map(|d| format!("--depth={d}"));
+            if let Some(d) = depth.as_deref().filter(|d| *d != "--depth=-1") {
+                fetch.push(d);
             }
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        };
-        git(&["init", "-q"])?;
-        let mut fetch = vec!["fetch", "-q", "--no-tags"];
-        let depth = with.get("depth").map(|d| format!("--depth={d}"));
-        if let Some(d) = depth.as_deref().filter(|d| *d != "--depth=-1") {
-            fetch.push(d);
-        }
-        fetch.extend([source.as_str(), reference]);
-        git(&fetch)?;
-        git(&["checkout", "-q", "FETCH_HEAD"])?;
-        let head = git(&["rev-parse", "HEAD"])?;
-        if let Some(c) = expected {
-            if !head.eq_ignore_ascii_case(c) {
-                return Err(invalid(format!(
-                    "{repo} {reference} is at {head}, not the expected commit {c}"
-                )));
+            fetch.extend([source.as_str(), reference]);
+            git(&fetch)?;
+            git(&["checkout", "-q", "FETCH_HEAD"])?;
+            let head = git(&["rev-parse", "HEAD"])?;
+            if let Some(c) = expected {
+                if !head.eq_ignore_ascii_case(c) {
+                    return Err(invalid(format!(
+                        "{repo} {reference} is at {head}, not the expected commit {c}"
+                    )));
+                }
             }
-        }
-        self.reporter.step_finished(
-            self.package,
-            self.arch.apk(),
-            label,
-            started.elapsed().as_secs_f64(),
-        );
-        Ok(())
+            Ok(())
+        })
     }
 
     /// `split/*`: move files from a package's output tree into the current context.
@@ -481,21 +481,14 @@ impl Executor<'_> {
             .get("patterns")
             .map(|p| p.split_whitespace().map(String::from).collect())
             .unwrap_or_default();
-        let started = Instant::now();
-        self.reporter
-            .step_started(self.package, self.arch.apk(), label);
-        let moved = split::split(kind, &from, &to, &patterns).map_err(SandboxError::from)?;
-        for path in moved {
-            self.reporter
-                .step_output(self.package, self.arch.apk(), &format!("moved {path}"));
-        }
-        self.reporter.step_finished(
-            self.package,
-            self.arch.apk(),
-            label,
-            started.elapsed().as_secs_f64(),
-        );
-        Ok(())
+        self.timed(label, label, || {
+            let moved = split::split(kind, &from, &to, &patterns).map_err(SandboxError::from)?;
+            for path in moved {
+                self.reporter
+                    .step_output(self.package, self.arch.apk(), &format!("moved {path}"));
+            }
+            Ok(())
+        })
     }
 }
 

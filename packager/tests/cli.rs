@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use apk::package::{Content, PackageBuilder, Staged, StagedEntry};
-use apk::tarball::{Kind, Owner};
+use apk::tarball::Kind;
 use apk::{PackageInfo, SignatureAlgorithm, SigningKey};
 
 fn fixture(rel: &str) -> PathBuf {
@@ -32,22 +32,15 @@ fn write_package(dir: &Path, name: &str) -> PathBuf {
     let key = SigningKey::load(&fixture("test-keys/test.rsa")).unwrap();
     let body = format!("{name}\n").into_bytes();
     let staged = Staged::new(vec![
-        StagedEntry {
-            path: "etc".into(),
-            kind: Kind::Dir,
-            mode: 0o755,
-            owner: Owner::root(),
-            content: Content::None,
-        },
-        StagedEntry {
-            path: format!("etc/{name}"),
-            kind: Kind::File {
+        StagedEntry::new("etc", Kind::Dir, 0o755, Content::None),
+        StagedEntry::new(
+            format!("etc/{name}"),
+            Kind::File {
                 size: body.len() as u64,
             },
-            mode: 0o644,
-            owner: Owner::root(),
-            content: Content::Bytes(body),
-        },
+            0o644,
+            Content::Bytes(body),
+        ),
     ])
     .unwrap();
     let mut b = PackageBuilder::new(

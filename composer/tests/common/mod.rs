@@ -43,3 +43,46 @@ pub fn compose(dir: &Path, args: &[&str]) -> Output {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// The image file the tests compose: melange's two fixture packages, an account, an
+/// entrypoint, two arches.
+pub const MELANGE_IMAGE: &str = r#"
+contents:
+  keyring:
+    - repo/melange.rsa.pub
+  repositories:
+    - repo
+  packages:
+    - pretend-baselayout
+    - replayout
+accounts:
+  groups:
+    - groupname: nonroot
+      gid: 65532
+  users:
+    - username: nonroot
+      uid: 65532
+  run-as: 65532
+entrypoint:
+  command: /usr/bin/app --serve
+work-dir: /home/nonroot
+archs:
+  - x86_64
+  - arm64
+"#;
+
+/// Run a real peer tool (skopeo, umoci) in `cwd` and return its stdout; a missing tool or
+/// a failure fails the test, naming the Debian package.
+pub fn peer(program: &str, args: &[&str], cwd: &Path) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is needed (apt-get install {program}): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
