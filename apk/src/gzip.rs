@@ -102,7 +102,12 @@ impl<W: Write> ParallelEncoder<W> {
             .into_par_iter()
             .map(|at| {
                 let dictionary = &pending[at.saturating_sub(WINDOW)..at];
-                deflate(&pending[at..at + CHUNK], dictionary, level, FlushCompress::Sync)
+                deflate(
+                    &pending[at..at + CHUNK],
+                    dictionary,
+                    level,
+                    FlushCompress::Sync,
+                )
             })
             .collect::<io::Result<_>>()?;
         for d in &deflated {
