@@ -41,25 +41,36 @@ pub fn compress(data: &[u8], level: u32) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
-/// Input bytes per independently deflated chunk of a [`ParallelEncoder`]. Fixed, so that
-/// chunk boundaries, and with them the output, depend only on the input.
+/// Input bytes per chunk of a [`ParallelEncoder`], deflated on its own thread. Fixed, so
+/// that chunk boundaries, and with them the output, depend only on the input. With the
+/// preset dictionary a larger chunk barely shrinks the output (0.03% at 1 MiB), and a
+/// small one keeps both cores busy on small packages.
 pub const CHUNK: usize = 128 << 10;
+
+/// Input bytes before a chunk given to it as preset dictionary: deflate's whole window,
+/// so matches reach back across a cut as far as they would in one stream.
+const WINDOW: usize = 32 << 10;
 
 /// Chunks gathered before a batch is deflated on rayon: enough to keep every core busy,
 /// little enough to bound memory (a few MiB in and out).
 const BATCH_CHUNKS: usize = 32;
 
 /// A gzip writer that deflates on every core and still writes ONE gzip member, as pigz
-/// does: the input is cut into [`CHUNK`]-byte chunks, each deflated alone and ended with a
+/// does: the input is cut into [`CHUNK`]-byte chunks, each deflated by its own deflater
+/// with the [`WINDOW`] bytes of input before it as preset dictionary, and ended with a
 /// sync flush (an empty stored block, so the next chunk starts on a byte boundary), the
 /// last one with the final block; the CRC-32 covers the whole input. Any inflater (zlib,
-/// GNU gzip, apk-tools) reads it as a plain member. Chunks do not share a dictionary
-/// (flate2's rust backend cannot preset one), which costs a fraction of a percent of size.
+/// GNU gzip, apk-tools) reads it as a plain member: the dictionary is the inflater's own
+/// window, which holds that input anyway. Without it each chunk would start cold, 4.5%
+/// larger output on package-like content; with it we are within 1% of `gzip -6`.
 /// The bytes depend only on the input and the level, never on the thread count.
 pub struct ParallelEncoder<W: Write> {
     out: W,
     level: u32,
+    /// Input not yet deflated, after `history` bytes already deflated that are kept as
+    /// the dictionary of the next chunk.
     pending: Vec<u8>,
+    history: usize,
     crc: Crc,
     header_written: bool,
 }
@@ -69,7 +80,8 @@ impl<W: Write> ParallelEncoder<W> {
         ParallelEncoder {
             out,
             level,
-            pending: Vec::with_capacity(CHUNK * BATCH_CHUNKS),
+            pending: Vec::with_capacity(WINDOW + CHUNK * BATCH_CHUNKS),
+            history: 0,
             crc: Crc::new(),
             header_written: false,
         }
@@ -77,20 +89,34 @@ impl<W: Write> ParallelEncoder<W> {
 
     /// Deflate the whole chunks of `pending`, in parallel, and write them in order.
     fn deflate_whole_chunks(&mut self) -> io::Result<()> {
-        let whole = self.pending.len() / CHUNK * CHUNK;
-        if whole == 0 {
+        let start = self.history;
+        let end = start + (self.pending.len() - start) / CHUNK * CHUNK;
+        if end == start {
             return Ok(());
         }
         self.write_header()?;
-        let level = self.level;
-        let deflated: Vec<Vec<u8>> = self.pending[..whole]
-            .par_chunks(CHUNK)
-            .map(|chunk| deflate(chunk, level, FlushCompress::Sync))
+        let (level, pending) = (self.level, &self.pending);
+        let deflated: Vec<Vec<u8>> = (start..end)
+            .step_by(CHUNK)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|at| {
+                let dictionary = &pending[at.saturating_sub(WINDOW)..at];
+                deflate(
+                    &pending[at..at + CHUNK],
+                    dictionary,
+                    level,
+                    FlushCompress::Sync,
+                )
+            })
             .collect::<io::Result<_>>()?;
         for d in &deflated {
             self.out.write_all(d)?;
         }
-        self.pending.drain(..whole);
+        // Keep the last window of what was deflated: the next chunk's dictionary.
+        let keep_from = end.saturating_sub(WINDOW);
+        self.pending.drain(..keep_from);
+        self.history = end - keep_from;
         Ok(())
     }
 
@@ -113,7 +139,8 @@ impl<W: Write> ParallelEncoder<W> {
     pub fn finish(mut self) -> io::Result<W> {
         self.deflate_whole_chunks()?;
         self.write_header()?;
-        let last = deflate(&self.pending, self.level, FlushCompress::Finish)?;
+        let (dictionary, last) = self.pending.split_at(self.history);
+        let last = deflate(last, dictionary, self.level, FlushCompress::Finish)?;
         self.out.write_all(&last)?;
         self.out.write_all(&self.crc.sum().to_le_bytes())?;
         self.out.write_all(&self.crc.amount().to_le_bytes())?;
@@ -126,7 +153,7 @@ impl<W: Write> Write for ParallelEncoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.crc.update(buf);
         self.pending.extend_from_slice(buf);
-        if self.pending.len() >= CHUNK * BATCH_CHUNKS {
+        if self.pending.len() - self.history >= CHUNK * BATCH_CHUNKS {
             self.deflate_whole_chunks()?;
         }
         Ok(buf.len())
@@ -139,9 +166,18 @@ impl<W: Write> Write for ParallelEncoder<W> {
     }
 }
 
-/// One raw deflate stream (no zlib or gzip framing) of `data`, ended by `flush`.
-fn deflate(data: &[u8], level: u32, flush: FlushCompress) -> io::Result<Vec<u8>> {
+/// One raw deflate stream (no zlib or gzip framing) of `data`, ended by `flush`, that may
+/// refer back into `dictionary`, the input just before `data`.
+fn deflate(
+    data: &[u8],
+    dictionary: &[u8],
+    level: u32,
+    flush: FlushCompress,
+) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(Compression::new(level), false);
+    if !dictionary.is_empty() {
+        c.set_dictionary(dictionary).map_err(io::Error::other)?;
+    }
     let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 64);
     loop {
         let consumed = c.total_in() as usize;
@@ -327,14 +363,11 @@ mod tests {
         }
     }
 
-    /// GNU gzip, an independent inflater, accepts the member and gets the input back.
-    #[test]
-    fn gnu_gzip_reads_a_parallel_member() {
-        let data = sample(CHUNK * 5 + 99);
-        let gz = parallel(&data, 3);
+    /// What GNU gzip, an independent inflater, makes of `gz`, after `gzip -t` accepts it.
+    fn gnu_gunzip(gz: &[u8]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.gz");
-        std::fs::write(&path, &gz).unwrap();
+        std::fs::write(&path, gz).unwrap();
         let test = std::process::Command::new("gzip")
             .arg("-t")
             .arg(&path)
@@ -347,7 +380,37 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success());
-        assert_eq!(out.stdout, data);
+        out.stdout
+    }
+
+    /// Across chunks and across batches, whose dictionaries come from the kept history.
+    #[test]
+    fn gnu_gzip_reads_a_parallel_member() {
+        let data = sample(CHUNK * (BATCH_CHUNKS + 5) + 99);
+        let gz = parallel(&data, 3);
+        assert_eq!(gnu_gunzip(&gz), data);
+    }
+
+    /// Each chunk refers back into the one before: 16 KiB of noise repeated over 35
+    /// chunks and two batches costs the noise once plus ~2 KiB of matches per chunk;
+    /// chunks starting cold would pay the noise again each time (over 560 KiB).
+    #[test]
+    fn chunks_match_across_their_boundaries() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..16 << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let data = noise.repeat(CHUNK * (BATCH_CHUNKS + 3) / noise.len());
+        let gz = parallel(&data, 2);
+        assert!(gz.len() < 8 * noise.len(), "{} bytes", gz.len());
+        assert_eq!(gnu_gunzip(&gz), data);
+        let members = split_members(&gz, DEFAULT_MAX_UNPACKED).unwrap();
+        assert_eq!(members[0].unpacked, data);
     }
 
     #[test]
