@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
+use base64::{DecodeSliceError, Engine};
 use sha1::{Digest, Sha1};
 
 use crate::error::{Error, Result};
@@ -49,19 +49,27 @@ impl FromStr for Checksum {
             text: s.to_string(),
             reason: reason.to_string(),
         };
-        let sha1 = |bytes: Vec<u8>| -> Result<Self> {
-            let arr: [u8; 20] = bytes.try_into().map_err(|_| bad("a SHA-1 has 20 bytes"))?;
-            Ok(Checksum::Sha1(arr))
-        };
+        // Decoded into arrays, not Vecs: an index has one checksum per package.
         if let Some(b64) = s.strip_prefix("Q1") {
-            sha1(BASE64.decode(b64).map_err(|e| bad(&e.to_string()))?)
+            let mut sum = [0u8; 20];
+            match BASE64.decode_slice(b64, &mut sum) {
+                Ok(20) => Ok(Checksum::Sha1(sum)),
+                Ok(_) | Err(DecodeSliceError::OutputSliceTooSmall) => {
+                    Err(bad("a SHA-1 has 20 bytes"))
+                }
+                Err(DecodeSliceError::DecodeError(e)) => Err(bad(&e.to_string())),
+            }
         } else if let Some(hx) = s.strip_prefix("X1") {
-            sha1(hex::decode(hx).map_err(|e| bad(&e.to_string()))?)
+            if hx.len() != 40 {
+                return Err(bad("a SHA-1 has 20 bytes"));
+            }
+            let mut sum = [0u8; 20];
+            hex::decode_to_slice(hx, &mut sum).map_err(|e| bad(&e.to_string()))?;
+            Ok(Checksum::Sha1(sum))
         } else if s.len() == 32 {
-            let bytes = hex::decode(s).map_err(|e| bad(&e.to_string()))?;
-            Ok(Checksum::Md5(
-                bytes.try_into().expect("32 hex digits are 16 bytes"),
-            ))
+            let mut sum = [0u8; 16];
+            hex::decode_to_slice(s, &mut sum).map_err(|e| bad(&e.to_string()))?;
+            Ok(Checksum::Md5(sum))
         } else {
             Err(bad("expected Q1<base64>, X1<hex> or 32 hex digits"))
         }
@@ -95,5 +103,24 @@ mod tests {
     fn rejects_short_q1() {
         let err = "Q1AAAA".parse::<Checksum>().unwrap_err();
         assert!(err.to_string().contains("Q1AAAA"), "{err}");
+    }
+
+    #[test]
+    fn rejects_long_and_bad_digests() {
+        let long = format!("Q1{}", BASE64.encode([7u8; 21]));
+        let err = long.parse::<Checksum>().unwrap_err().to_string();
+        assert!(err.contains("20 bytes"), "{err}");
+        let err = "Q1ZHEpaEOiteoTRO1dl94WdfCY1R!="
+            .parse::<Checksum>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Invalid"), "{err}");
+        let err = format!("X1{}", "ab".repeat(19))
+            .parse::<Checksum>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("20 bytes"), "{err}");
+        let err = "zz".repeat(16).parse::<Checksum>().unwrap_err().to_string();
+        assert!(err.contains("Invalid character"), "{err}");
     }
 }

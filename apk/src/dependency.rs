@@ -183,40 +183,102 @@ impl Dependency {
     }
 }
 
-fn is_op_char(c: char) -> bool {
-    matches!(c, '<' | '>' | '=' | '~')
+/// Byte classes for the one-pass atom scan: the characters that end an atom or its parts.
+const SPACE: u8 = 1;
+const OPERATOR: u8 = 2;
+const AT: u8 = 3;
+static CLASSES: [u8; 256] = {
+    let mut classes = [0; 256];
+    let mut c = 0;
+    while c < 256 {
+        classes[c] = match c as u8 {
+            // What `u8::is_ascii_whitespace` accepts.
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0c => SPACE,
+            b'<' | b'>' | b'=' | b'~' => OPERATOR,
+            b'@' => AT,
+            _ => 0,
+        };
+        c += 1;
+    }
+    classes
+};
+
+fn class(c: u8) -> u8 {
+    CLASSES[usize::from(c)]
 }
 
-impl FromStr for Dependency {
-    type Err = Error;
+/// Where the atom at the start of some bytes ends (at whitespace or the end) and where its
+/// parts begin, found in one pass: indexes hold hundreds of thousands of atoms. Every
+/// character that delimits a part is ASCII, so the positions are char boundaries.
+struct Scan {
+    end: usize,
+    /// The first operator character: the name (and tag) run up to it.
+    operator: Option<usize>,
+    /// The first '@' before the operator.
+    at: Option<usize>,
+}
 
-    fn from_str(text: &str) -> Result<Self> {
+impl Scan {
+    fn of(bytes: &[u8]) -> Self {
+        let mut scan = Scan {
+            end: bytes.len(),
+            operator: None,
+            at: None,
+        };
+        let mut i = 0;
+        loop {
+            // Most bytes are plain: skip them in a tight loop.
+            while i < bytes.len() && class(bytes[i]) == 0 {
+                i += 1;
+            }
+            let Some(&c) = bytes.get(i) else {
+                return scan;
+            };
+            match class(c) {
+                SPACE => {
+                    scan.end = i;
+                    return scan;
+                }
+                OPERATOR if scan.operator.is_none() => scan.operator = Some(i),
+                AT if scan.at.is_none() && scan.operator.is_none() => scan.at = Some(i),
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+}
+
+impl Dependency {
+    /// The atom `text` (without whitespace), of which `scan` found the parts.
+    fn from_scan(text: &str, scan: &Scan) -> Result<Self> {
         let bad = |reason: String| Error::BadDependency {
             text: text.to_owned(),
             reason,
         };
-        if text.chars().any(|c| c.is_ascii_whitespace()) {
-            return Err(bad("contains whitespace".to_owned()));
-        }
-        let (conflict, atom) = match text.strip_prefix('!') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
+        let conflict = text.starts_with('!');
+        let name_start = usize::from(conflict);
         // As apk: the name runs up to the first operator character, the operator is the
         // whole run of them, and the tag is split off the name at its first '@'.
-        let (name_tag, constraint) = match atom.find(is_op_char) {
-            None => (atom, Constraint::Any),
+        let name_end = scan.operator.unwrap_or(text.len());
+        let constraint = match scan.operator {
+            None => Constraint::Any,
             Some(at) => {
-                let (name_tag, rest) = atom.split_at(at);
-                let op_len = rest.find(|c| !is_op_char(c)).unwrap_or(rest.len());
+                let rest = &text[at..];
+                let op_len = rest
+                    .bytes()
+                    .position(|c| class(c) != OPERATOR)
+                    .unwrap_or(rest.len());
                 let (op, operand) = rest.split_at(op_len);
-                (name_tag, Constraint::parse(op, operand).map_err(bad)?)
+                Constraint::parse(op, operand).map_err(bad)?
             }
         };
-        let (name, tag) = match name_tag.split_once('@') {
-            Some((_, "")) => return Err(bad("empty tag after '@'".to_owned())),
-            Some((name, tag)) => (name, Some(tag.to_owned())),
-            None => (name_tag, None),
+        let (name, tag) = match scan.at {
+            Some(at) if at + 1 == name_end => return Err(bad("empty tag after '@'".to_owned())),
+            Some(at) => (
+                &text[name_start..at],
+                Some(text[at + 1..name_end].to_owned()),
+            ),
+            None => (&text[name_start..name_end], None),
         };
         if name.is_empty() {
             return Err(bad("empty name".to_owned()));
@@ -227,6 +289,22 @@ impl FromStr for Dependency {
             constraint,
             conflict,
         })
+    }
+}
+
+impl FromStr for Dependency {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let scan = Scan::of(text.as_bytes());
+        // The scan stops at whitespace; apk would split the atom there.
+        if scan.end < text.len() {
+            return Err(Error::BadDependency {
+                text: text.to_owned(),
+                reason: "contains whitespace".to_owned(),
+            });
+        }
+        Dependency::from_scan(text, &scan)
     }
 }
 
@@ -247,7 +325,26 @@ impl fmt::Display for Dependency {
 ///
 /// apk itself splits on spaces and newlines only; tabs and CRs are separators here too.
 pub fn parse_list(s: &str) -> Result<Vec<Dependency>> {
-    s.split_ascii_whitespace().map(str::parse).collect()
+    let bytes = s.as_bytes();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Lists are single-spaced, so this sizes the list in one allocation (an index has
+    // tens of thousands of lists); a tab or newline separator only means it grows.
+    let spaces = memchr::memchr_iter(b' ', bytes).count();
+    let mut list = Vec::with_capacity(spaces + 1);
+    let mut start = 0;
+    while start < bytes.len() {
+        if class(bytes[start]) == SPACE {
+            start += 1;
+            continue;
+        }
+        let scan = Scan::of(&bytes[start..]);
+        let end = start + scan.end;
+        list.push(Dependency::from_scan(&s[start..end], &scan)?);
+        start = end;
+    }
+    Ok(list)
 }
 
 /// Prints atoms space-separated, as apk writes `D:` lines.

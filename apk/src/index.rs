@@ -1,6 +1,7 @@
 //! APKINDEX: the repository index, a tar of `DESCRIPTION` and `APKINDEX` text, optionally
 //! preceded by a signature member over the whole unsigned index file.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -113,8 +114,7 @@ pub(crate) struct StanzaBuilder {
 
 impl StanzaBuilder {
     fn info(&mut self) -> &mut PackageInfo {
-        self.info
-            .get_or_insert_with(|| PackageInfo::new("", Version::new_unchecked("0"), ""))
+        self.info.get_or_insert_with(unnamed)
     }
 
     /// Take one `X:value` line. Returns false for letters it does not know, so that the
@@ -155,10 +155,7 @@ impl StanzaBuilder {
     }
 
     pub(crate) fn finish(mut self) -> std::result::Result<IndexEntry, String> {
-        let mut info = self
-            .info
-            .take()
-            .unwrap_or_else(|| PackageInfo::new("", Version::new_unchecked("0"), ""));
+        let mut info = self.info.take().unwrap_or_else(unnamed);
         info.name = self.name.ok_or("stanza has no P: (name)")?;
         info.version = self.version.ok_or("stanza has no V: (version)")?;
         let checksum = self.checksum.ok_or("stanza has no C: (checksum)")?;
@@ -168,6 +165,31 @@ impl StanzaBuilder {
             info,
         })
     }
+}
+
+/// The record a stanza fills in before its `P:` and `V:` are known; allocates nothing.
+fn unnamed() -> PackageInfo {
+    PackageInfo::new("", Version::new_unchecked(""), "")
+}
+
+/// The lines of `text` as [`str::lines`] cuts them (`\n` or `\r\n`), found with a vectorised
+/// `memchr`: the line walk is a sizeable part of reading a large index.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, after) = match memchr::memchr(b'\n', rest.as_bytes()) {
+            Some(at) => {
+                let line = &rest[..at];
+                (line.strip_suffix('\r').unwrap_or(line), &rest[at + 1..])
+            }
+            None => (rest, ""),
+        };
+        rest = after;
+        Some(line)
+    })
 }
 
 /// A repository index.
@@ -204,7 +226,7 @@ impl Index {
         let mut entries = Vec::new();
         let mut stanza = StanzaBuilder::default();
         let mut stanza_line = 1;
-        for (n, line) in text.lines().enumerate() {
+        for (n, line) in lines(text).enumerate() {
             let bad = |reason: String| Error::BadIndex {
                 line: n + 1,
                 reason,
@@ -304,10 +326,16 @@ impl Index {
             .first()
             .map(|m| m.offset)
             .ok_or_else(|| malformed("no index after the signature"))?;
-        let unpacked: Vec<u8> = rest
-            .iter()
-            .flat_map(|m| m.unpacked.iter().copied())
-            .collect();
+        // The tar is almost always one member: parse it in place rather than copy it.
+        let unpacked: Cow<[u8]> = match rest {
+            [one] => Cow::Borrowed(&one.unpacked),
+            many => Cow::Owned(
+                many.iter()
+                    .map(|m| &m.unpacked[..])
+                    .collect::<Vec<_>>()
+                    .concat(),
+            ),
+        };
         let mut index = Index::default();
         let mut text = None;
         for e in tarball::parse(&unpacked)?.entries {
@@ -353,4 +381,87 @@ fn truncate(line: &str) -> &str {
         end -= 1;
     }
     &line[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STANZA: &str = "C:Q1ZHEpaEOiteoTRO1dl94WdfCY1Rw=\nP:hello\nV:1.0-r0\nA:x86_64\nS:10\n\
+I:20\nT:says hello\nU:https://example.org\nL:MIT\nD:so:libc.musl-x86_64.so.1 /bin/sh\n\
+p:cmd:hello=1.0-r0\n";
+
+    fn error_of(text: &str) -> String {
+        Index::parse_text(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn crlf_lines_and_a_missing_final_newline_read_like_lf() {
+        let lf =
+            Index::parse_text(&format!("{STANZA}\n{}", STANZA.replace("hello", "bye"))).unwrap();
+        let crlf = format!("{STANZA}\n{}", STANZA.replace("hello", "bye")).replace('\n', "\r\n");
+        assert_eq!(Index::parse_text(&crlf).unwrap(), lf);
+        assert_eq!(Index::parse_text(STANZA.trim_end()).unwrap(), lf[..1]);
+        assert_eq!(lf[1].info.name, "bye");
+        assert_eq!(lf[0].info.depends.len(), 2);
+        assert_eq!(lf[0].info.provides[0].to_string(), "cmd:hello=1.0-r0");
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_field() {
+        let second = |line: &str| format!("{STANZA}\n{line}\n");
+        // Line 13 is the first of the second stanza.
+        let err = error_of(&second("X:what"));
+        assert!(
+            err.contains("line 13") && err.contains("unknown field X"),
+            "{err}"
+        );
+        let err = error_of(&second("S:many"));
+        assert!(
+            err.contains("line 13") && err.contains("S: not a number"),
+            "{err}"
+        );
+        let err = error_of(&second("V:1.0-x"));
+        assert!(err.contains("line 13") && err.contains("1.0-x"), "{err}");
+        let err = error_of(&second("D:a b<"));
+        assert!(
+            err.contains("line 13") && err.contains("missing version"),
+            "{err}"
+        );
+        let err = error_of(&second("C:Q1AAAA"));
+        assert!(err.contains("line 13") && err.contains("20 bytes"), "{err}");
+        let err = error_of(&second("no colon"));
+        assert!(err.contains("line 13") && err.contains("X:value"), "{err}");
+        let err = error_of(&second(&format!("T:{}", "x".repeat(MAX_LINE_BYTES))));
+        assert!(
+            err.contains("line 13") && err.contains("longer than"),
+            "{err}"
+        );
+        let err = error_of(&format!("{STANZA}\nP:nameless\n"));
+        assert!(err.contains("line 13") && err.contains("no V:"), "{err}");
+        // Unknown lowercase fields are ignored, as apk ignores them.
+        assert_eq!(Index::parse_text(&second("")).unwrap().len(), 1);
+        let with_unknown = STANZA.replace("S:10\n", "S:10\nz:future\n");
+        assert_eq!(Index::parse_text(&with_unknown).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_tar_split_over_gzip_members_reads_whole() {
+        let index = Index {
+            description: Some("split".into()),
+            entries: Index::parse_text(STANZA).unwrap(),
+        };
+        let one = index.to_archive(0);
+        let members = gzip::split_members(&one, u64::MAX).unwrap();
+        let tar = &members[0].unpacked;
+        let (head, tail) = tar.split_at(700);
+        let two = [
+            gzip::compress(head, gzip::SMALL_MEMBER_LEVEL),
+            gzip::compress(tail, gzip::SMALL_MEMBER_LEVEL),
+        ]
+        .concat();
+        let read = Index::read(&two).unwrap();
+        assert_eq!(read.index, index);
+        assert_eq!(read.unsigned_bytes(), &two[..]);
+    }
 }

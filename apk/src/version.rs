@@ -118,9 +118,28 @@ impl Hash for Version {
 /// apk's validator is a tokenizer, so it also accepts some odd strings (`1-r`, `1.`, `a`);
 /// the empty string, which apk's validator lets through, is rejected here.
 pub fn is_valid(s: &str) -> bool {
-    if s.is_empty() {
-        return false;
-    }
+    !s.is_empty() && (is_plain(s.as_bytes()) || tokenizes(s))
+}
+
+/// Whether `s` is `digits{.digits}[-r[digits]]`, the shape of nearly every version, which
+/// the tokenizer always accepts: a cheap first test, since an index has one version per
+/// package and per versioned dependency.
+fn is_plain(s: &[u8]) -> bool {
+    let (release, revision) = match s.iter().position(|&c| c == b'-') {
+        Some(at) => match s[at + 1..].strip_prefix(b"r") {
+            Some(revision) => (&s[..at], revision),
+            None => return false,
+        },
+        None => (s, &[][..]),
+    };
+    revision.iter().all(u8::is_ascii_digit)
+        && release
+            .split(|&c| c == b'.')
+            .all(|part| !part.is_empty() && part.iter().all(u8::is_ascii_digit))
+}
+
+/// apk's validator proper: the tokenizer reads to the end without an invalid token.
+fn tokenizes(s: &str) -> bool {
     let mut tokens = Tokens::new(s);
     while !tokens.kind.is_terminal() {
         tokens.read();
@@ -377,6 +396,44 @@ mod tests {
         }
         assert_eq!(count, 733);
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn plain_versions_are_ones_the_tokenizer_accepts() {
+        // Every string of up to six characters over the alphabet that matters.
+        let alphabet = b"01.-r_a";
+        let mut strings = vec![Vec::new()];
+        let mut checked = 0;
+        for _ in 0..6 {
+            let mut longer = Vec::new();
+            for s in &strings {
+                for &c in alphabet {
+                    let mut t = s.clone();
+                    t.push(c);
+                    let text = std::str::from_utf8(&t).unwrap();
+                    if is_plain(&t) {
+                        assert!(tokenizes(text), "{text:?} is plain but apk refuses it");
+                        checked += 1;
+                    }
+                    longer.push(t);
+                }
+            }
+            strings = longer;
+        }
+        assert!(checked > 400, "{checked}");
+        for v in [
+            "1",
+            "1.2.3-r0",
+            "1.00.1-r",
+            "20220328-r10",
+            "6.3_p20211016-r0",
+        ] {
+            assert!(is_valid(v), "{v}");
+        }
+        for v in ["", "1..2-", "1-r1-r2", "1.2-x", "-r1"] {
+            assert_eq!(is_valid(v), !v.is_empty() && tokenizes(v), "{v}");
+        }
+        assert!(is_plain(b"1.2.3-r0") && !is_plain(b"1.2_rc1") && !is_plain(b"1..2"));
     }
 
     #[test]

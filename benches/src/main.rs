@@ -7,6 +7,7 @@ mod measure;
 mod report;
 mod repository;
 mod solving;
+mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -381,9 +382,7 @@ fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::
 
 /// Figure 4: the Alpine index and generated ones.
 fn indexes(scale: &Scale) -> anyhow::Result<Vec<Row>> {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/alpine-v3.16/APKINDEX.tar.gz");
-    let alpine = solving::alpine(&fixture, scale.in_process_runs)?;
+    let alpine = solving::alpine(Path::new(workload::ALPINE_INDEX), scale.in_process_runs)?;
     let [small_n, large_n] = scale.generated;
     let small = solving::generated(small_n, scale.in_process_runs)?;
     let large = solving::generated(large_n, scale.in_process_runs.div_ceil(3))?;
