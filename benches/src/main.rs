@@ -41,6 +41,9 @@ struct Args {
     /// Only figure 4 (in process, needs neither `pkgr` nor `compose`); prints the table.
     #[arg(long)]
     indexes_only: bool,
+    /// Only figures 2, 3 and 5 (compose); prints the table.
+    #[arg(long, conflicts_with = "indexes_only")]
+    compose_only: bool,
 }
 
 /// Input sizes and repetitions of one mode.
@@ -121,6 +124,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("bench: {machine}; scratch in {}", work.display());
 
     let mut rows = Vec::new();
+    if args.compose_only {
+        rows.extend(composing(&work.join("compose"), &pkgr, &compose, scale)?);
+        let table = report::table(&machine, "with `bench --compose-only`", &rows);
+        println!("{table}");
+        return Ok(());
+    }
     eprintln!("bench: figure 1, packaging");
     rows.extend(packaging(&work.join("pack"), &pkgr, scale)?);
     eprintln!("bench: figures 2, 3 and 5, compose");
