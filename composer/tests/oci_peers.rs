@@ -411,9 +411,9 @@ fn a_layer_without_packages_has_a_golden_digest() {
             written.index.digest.as_str()
         ),
         (
-            "sha256:ea2c8b1e64d7a082b13f5d6ecb89bfa1a418d5d7e81a3cfc3363b766ec46dc07",
+            "sha256:f2033a890e24cd3a0ad08778261fcb5317a8d053fa5f16b306abc755462156c5",
             "sha256:c3a18fec8c357a2e7bdf8aa97ac9d129a82f477ef4f144287c0fdf89f2f7c426",
-            "sha256:4e527171a0a13e310a0a7c8e7acc008f66fa1848adf2ba8b8572dc26e0f0bc31"
+            "sha256:2082dfe91d6c9767028266359109906cbba1fb5b412ebc5bba77a338112221c5"
         )
     );
 }
