@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use crate::error::{malformed, Result};
 use crate::extract::checked_path;
-use crate::package::{data_tar, Control, Members};
+use crate::package::{FileRecord, Package};
 use crate::tarball;
 
 /// One entry of a package's data tar. Its bytes are in the [`DataTar`] it came from.
@@ -59,47 +59,59 @@ pub struct DataTar {
 }
 
 impl DataTar {
-    /// Split the `.apk` in `bytes` into its members, check the control member and
-    /// `datahash` as [`Package::read`](crate::package::Package::read) does, and parse the
-    /// data tar. Every entry is checked ([`check_entries`]): a package naming `/x`, `../x`
-    /// or a control character is an error, not something to write into an image.
+    /// Read the `.apk` in `bytes` as [`Package::read_with_data`] does (control member and
+    /// `datahash` checked) and keep its data tar. Every entry is checked
+    /// ([`check_entries`]): a package naming `/x`, `../x` or a control character is an
+    /// error, not something to write into an image.
     pub fn read(bytes: &[u8]) -> Result<Self> {
-        let members = Members::split(bytes)?;
-        // The data is only trusted as far as the control member vouches for it.
-        Control::read(bytes, &members)?;
-        let tar = data_tar(&members.data);
-        let entries = {
-            let base = tar.as_ptr() as usize;
-            let parsed = tarball::parse(&tar)?;
-            check_entries(&parsed.entries)?;
-            parsed
-                .entries
-                .into_iter()
-                .map(|e| {
-                    let path = checked_path(&e.path)?.to_string();
-                    let start = e.data.as_ptr() as usize - base;
-                    Ok(DataEntry {
-                        path,
-                        typeflag: e.typeflag,
-                        mode: e.mode & 0o7777,
-                        uid: e.uid,
-                        gid: e.gid,
-                        uname: e.uname,
-                        gname: e.gname,
-                        link: e.link,
-                        devmajor: e.devmajor,
-                        devminor: e.devminor,
-                        sha1: e.sha1,
-                        pax: e.pax,
-                        data: start..start + e.data.len(),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?
-        };
-        Ok(DataTar {
-            bytes: tar,
-            entries,
-        })
+        Package::read_with_data(bytes).map(|(_, data)| data)
+    }
+
+    /// Parse and check an unpacked data tar: its entries, and the same as a package's
+    /// [`FileRecord`]s.
+    pub(crate) fn parse(tar: Vec<u8>) -> Result<(Self, Vec<FileRecord>)> {
+        let base = tar.as_ptr() as usize;
+        let parsed = tarball::parse(&tar)?;
+        check_entries(&parsed.entries)?;
+        let mut entries = Vec::with_capacity(parsed.entries.len());
+        let mut records = Vec::with_capacity(parsed.entries.len());
+        for e in parsed.entries {
+            let start = e.data.as_ptr() as usize - base;
+            entries.push(DataEntry {
+                path: checked_path(&e.path)?.to_string(),
+                typeflag: e.typeflag,
+                mode: e.mode & 0o7777,
+                uid: e.uid,
+                gid: e.gid,
+                uname: e.uname.clone(),
+                gname: e.gname.clone(),
+                link: e.link.clone(),
+                devmajor: e.devmajor,
+                devminor: e.devminor,
+                sha1: e.sha1,
+                pax: e.pax,
+                data: start..start + e.data.len(),
+            });
+            records.push(FileRecord {
+                size: e.data.len() as u64,
+                path: e.path,
+                typeflag: e.typeflag,
+                mode: e.mode,
+                uid: e.uid,
+                gid: e.gid,
+                uname: e.uname,
+                gname: e.gname,
+                link: e.link,
+                sha1: e.sha1,
+            });
+        }
+        Ok((
+            DataTar {
+                bytes: tar,
+                entries,
+            },
+            records,
+        ))
     }
 
     pub fn entries(&self) -> &[DataEntry] {

@@ -12,6 +12,7 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
 use crate::checksum::Checksum;
+use crate::data::DataTar;
 use crate::error::{io_at, malformed, Error, Result};
 use crate::gzip;
 use crate::key::{Keyring, SignatureAlgorithm, SigningKey};
@@ -461,17 +462,7 @@ pub(crate) struct Members<'a> {
 
 impl<'a> Members<'a> {
     pub fn split(bytes: &'a [u8]) -> Result<Self> {
-        let mut reader = gzip::MemberReader::new(bytes);
-        let mut small = |what: &str| {
-            reader
-                .next_member(gzip::MAX_CONTROL_UNPACKED, gzip::MAX_CONTROL_UNPACKED)
-                .ok_or_else(|| malformed(what))?
-        };
-        let first = small("empty file")?;
-        let (signatures, control) = match signature::parse_member(&first.unpacked)? {
-            Some(sigs) => (sigs, small("no control member after the signature")?),
-            None => (Vec::new(), first),
-        };
+        let (head, mut reader) = Head::split(bytes)?;
         let mut data = Vec::new();
         let mut total = 0u64;
         let bound = gzip::MAX_DATA_UNPACKED;
@@ -484,10 +475,45 @@ impl<'a> Members<'a> {
             return Err(malformed("no data member after the control member"));
         }
         Ok(Members {
-            signatures,
-            control,
+            signatures: head.signatures,
+            control: head.control,
             data,
         })
+    }
+}
+
+/// A package's signature and control members, and where its data starts: all that its
+/// identity and `datahash` need, without inflating the data.
+pub(crate) struct Head<'a> {
+    pub signatures: Vec<Signature>,
+    pub control: gzip::Member<'a>,
+    pub data_offset: usize,
+}
+
+impl<'a> Head<'a> {
+    /// The head, and a reader positioned at the data.
+    fn split(bytes: &'a [u8]) -> Result<(Self, gzip::MemberReader<'a>)> {
+        let mut reader = gzip::MemberReader::new(bytes);
+        let mut small = |what: &str| {
+            reader
+                .next_member(gzip::MAX_CONTROL_UNPACKED, gzip::MAX_CONTROL_UNPACKED)
+                .ok_or_else(|| malformed(what))?
+        };
+        let first = small("empty file")?;
+        let (signatures, control) = match signature::parse_member(&first.unpacked)? {
+            Some(sigs) => (sigs, small("no control member after the signature")?),
+            None => (Vec::new(), first),
+        };
+        let data_offset = control.offset + control.compressed.len();
+        if data_offset == bytes.len() {
+            return Err(malformed("no data member after the control member"));
+        }
+        let head = Head {
+            signatures,
+            control,
+            data_offset,
+        };
+        Ok((head, reader))
     }
 }
 
@@ -501,9 +527,9 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    /// Parse the control tar of `members` (cut from `bytes`) and check `datahash`.
-    pub fn read(bytes: &[u8], members: &Members<'_>) -> Result<Self> {
-        let control = &members.control;
+    /// Parse the `control` member of the package `bytes` and check `datahash` against
+    /// the data from `data_offset` on.
+    pub fn read(bytes: &[u8], control: &gzip::Member<'_>, data_offset: usize) -> Result<Self> {
         let control_tar = tarball::parse(&control.unpacked)?;
         if control_tar.has_eoa {
             // apk stops at the second zero block anywhere: the data would never be read.
@@ -532,7 +558,7 @@ impl Control {
         }
         let info = pkginfo.ok_or_else(|| malformed("control member has no .PKGINFO"))?;
 
-        let data_bytes = &bytes[members.data[0].offset..];
+        let data_bytes = &bytes[data_offset..];
         let (checksum, signed_message) = match &info.datahash {
             Some(expected) => {
                 let actual = crate::checksum::sha256_hex(data_bytes);
@@ -562,11 +588,14 @@ impl Control {
     }
 }
 
-/// The unpacked data tar of a package's data members.
-pub(crate) fn data_tar(data: &[gzip::Member<'_>]) -> Vec<u8> {
-    data.iter()
-        .flat_map(|m| m.unpacked.iter().copied())
-        .collect()
+/// The unpacked data tar of a package's data members (no copy for the usual one member).
+pub(crate) fn data_tar(data: Vec<gzip::Member<'_>>) -> Vec<u8> {
+    let mut members = data.into_iter();
+    let mut tar = members.next().map(|m| m.unpacked).unwrap_or_default();
+    for m in members {
+        tar.extend_from_slice(&m.unpacked);
+    }
+    tar
 }
 
 /// One entry of a package's data, as read.
@@ -611,33 +640,21 @@ impl Package {
 
     /// Split the members, parse the control and data tars, and check `datahash`.
     pub fn read(bytes: &[u8]) -> Result<Self> {
+        Self::read_with_data(bytes).map(|(package, _)| package)
+    }
+
+    /// [`Package::read`], also returning the data tar: what installing needs, from one
+    /// inflating of the data.
+    pub fn read_with_data(bytes: &[u8]) -> Result<(Self, DataTar)> {
         let members = Members::split(bytes)?;
         let Control {
             info,
             scripts,
             checksum,
             signed_message,
-        } = Control::read(bytes, &members)?;
-        let unpacked = data_tar(&members.data);
-        let parsed = tarball::parse(&unpacked)?;
-        crate::data::check_entries(&parsed.entries)?;
-        let files = parsed
-            .entries
-            .into_iter()
-            .map(|e| FileRecord {
-                size: e.data.len() as u64,
-                path: e.path,
-                typeflag: e.typeflag,
-                mode: e.mode,
-                uid: e.uid,
-                gid: e.gid,
-                uname: e.uname,
-                gname: e.gname,
-                link: e.link,
-                sha1: e.sha1,
-            })
-            .collect();
-        Ok(Package {
+        } = Control::read(bytes, &members.control, members.data[0].offset)?;
+        let (data, files) = DataTar::parse(data_tar(members.data))?;
+        let package = Package {
             info,
             checksum,
             size: bytes.len() as u64,
@@ -645,7 +662,16 @@ impl Package {
             scripts,
             files,
             signed_message,
-        })
+        };
+        Ok((package, data))
+    }
+
+    /// The package's `C:` identity, with its control member parsed and `datahash`
+    /// checked, without inflating the data: what a repository client checks a download
+    /// against its index with.
+    pub fn read_checksum(bytes: &[u8]) -> Result<Checksum> {
+        let (head, _) = Head::split(bytes)?;
+        Ok(Control::read(bytes, &head.control, head.data_offset)?.checksum)
     }
 
     /// Check the signature as apk does: the first `.SIGN.*` whose key is in `keyring`.

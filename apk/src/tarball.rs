@@ -109,6 +109,11 @@ impl<W: Write> TarWriter<W> {
         TarWriter { out, magic }
     }
 
+    /// The writer the archive goes to, e.g. to give it a hint between entries.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Append one entry; a regular file's `size` bytes are copied from `content`.
     pub fn append(&mut self, entry: &Entry<'_>, content: impl Read) -> io::Result<()> {
         let link = entry.kind.link();

@@ -19,6 +19,7 @@ use clap::Parser;
 
 use measure::{hyperfine, shell_quote, Job, Timing};
 use report::{mib, seconds, verdict, Row};
+use repository::ArchFiles;
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +43,9 @@ struct Args {
     /// Only figure 4 (in process, needs neither `pkgr` nor `compose`); prints the table.
     #[arg(long)]
     indexes_only: bool,
+    /// Only figures 2, 3 and 5 (compose); prints the table.
+    #[arg(long, conflicts_with = "indexes_only")]
+    compose_only: bool,
 }
 
 /// Input sizes and repetitions of one mode.
@@ -122,6 +126,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("bench: {machine}; scratch in {}", work.display());
 
     let mut rows = Vec::new();
+    if args.compose_only {
+        rows.extend(composing(&work.join("compose"), &pkgr, &compose, scale)?);
+        let table = report::table(&machine, "with `bench --compose-only`", &rows);
+        println!("{table}");
+        return Ok(());
+    }
     eprintln!("bench: figure 1, packaging");
     rows.extend(packaging(&work.join("pack"), &pkgr, scale)?);
     eprintln!("bench: figures 2, 3 and 5, compose");
@@ -265,31 +275,46 @@ fn packaging(dir: &Path, pkgr: &Path, scale: &Scale) -> anyhow::Result<Vec<Row>>
     }])
 }
 
+/// Generate a repository for every arch in `dir` (emptied first).
 #[allow(clippy::print_stderr)]
-/// Figures 2, 3 and 5: one repository for five arches, one image of 30 packages; compose
-/// for one arch against the tar floor, five arches against one, and their peak memory.
-fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::Result<Vec<Row>> {
+fn generate_project(
+    dir: &Path,
+    pkgr: &Path,
+    scale: &Scale,
+    files: ArchFiles,
+) -> anyhow::Result<repository::Project> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let started = Instant::now();
-    let project = repository::generate(dir, pkgr, &Arch::ALL, scale.image)?;
+    let project = repository::generate(dir, pkgr, &Arch::ALL, scale.image, files)?;
     eprintln!(
         "bench: repository of {} packages x {} arches made in {}",
         repository::PACKAGES,
         Arch::ALL.len(),
         seconds(started.elapsed().as_secs_f64())
     );
-    let compose_cmd = |arch: &str, out: &str| {
-        format!(
-            "{} build {} {arch} --out {out}",
-            shell_quote(&compose.to_string_lossy()),
-            shell_quote(&project.image.to_string_lossy()),
-        )
-    };
+    Ok(project)
+}
+
+/// `compose build` of `project`'s image for `arch` (`--arch` argument) into `out`.
+fn compose_cmd(compose: &Path, project: &repository::Project, arch: &str, out: &str) -> String {
+    format!(
+        "{} build {} --arch {arch} --out {out}",
+        shell_quote(&compose.to_string_lossy()),
+        shell_quote(&project.image.to_string_lossy()),
+    )
+}
+
+/// Figures 2, 3 and 5: one repository for five arches, one image of 30 packages; compose
+/// for one arch against the tar floor, five arches against one, and their peak memory;
+/// then five arches against one again on a repository whose arches share no file.
+fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::Result<Vec<Row>> {
+    let project = generate_project(dir, pkgr, scale, ArchFiles::Same)?;
+    let cmd = |arch: &str, out: &str| compose_cmd(compose, &project, arch, out);
     let jobs = [
         Job {
             name: "compose, 1 arch",
-            command: compose_cmd("--arch x86_64", "out1"),
+            command: cmd("x86_64", "out1"),
             prepare: "rm -rf out1".into(),
         },
         Job {
@@ -302,7 +327,7 @@ fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::
         },
         Job {
             name: "compose, 5 arches",
-            command: compose_cmd("--arch all", "out5"),
+            command: cmd("all", "out5"),
             prepare: "rm -rf out5".into(),
         },
     ];
@@ -315,7 +340,7 @@ fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::
     measure::run(
         Command::new("sh")
             .arg("-c")
-            .arg(compose_cmd("--arch all", "out5-serial"))
+            .arg(cmd("all", "out5-serial"))
             .current_dir(&project.dir)
             .env("SOURCE_DATE_EPOCH", EPOCH)
             .env("RAYON_NUM_THREADS", "1"),
@@ -324,6 +349,22 @@ fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::
     let read_index = |out: &str| std::fs::read(project.dir.join(out).join("index.json"));
     let identical = read_index("out5")? == read_index("out5-serial")?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let distinct = generate_project(&dir.join("distinct"), pkgr, scale, ArchFiles::Distinct)?;
+    let distinct_jobs = [
+        Job {
+            name: "compose, 1 arch, no file shared between arches",
+            command: compose_cmd(compose, &distinct, "x86_64", "out1"),
+            prepare: "rm -rf out1".into(),
+        },
+        Job {
+            name: "compose, 5 arches, no file shared between arches",
+            command: compose_cmd(compose, &distinct, "all", "out5"),
+            prepare: "rm -rf out5".into(),
+        },
+    ];
+    let d = hyperfine(&distinct.dir, &distinct_jobs, scale.runs, &env)?;
+    let (distinct_one, distinct_five) = (&d[0], &d[1]);
 
     let size = mib(project.unpacked_bytes);
     Ok(vec![
@@ -344,7 +385,9 @@ fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::
             cpu: cpu_pair(one, floor),
         },
         Row {
-            figure: "3. compose build, 5 arches, same image".into(),
+            figure:
+                "3. compose build, 5 arches, same image (the arches' packages hold the same files)"
+                    .into(),
             ours: seconds(five.median_s),
             baseline: format!("{} (1 arch)", seconds(one.median_s)),
             ratio: ratio(five.median_s, one.median_s),
@@ -352,6 +395,17 @@ fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::
             verdict: verdict(five.median_s / one.median_s <= 2.6),
             peak_rss: rss_pair(five, one),
             cpu: cpu_pair(five, one),
+        },
+        Row {
+            figure: "3. the same on a repository whose arches share no file (nothing to share)"
+                .into(),
+            ours: seconds(distinct_five.median_s),
+            baseline: format!("{} (1 arch)", seconds(distinct_one.median_s)),
+            ratio: ratio(distinct_five.median_s, distinct_one.median_s),
+            target: "≤ 2.6×".into(),
+            verdict: verdict(distinct_five.median_s / distinct_one.median_s <= 2.6),
+            peak_rss: rss_pair(distinct_five, distinct_one),
+            cpu: cpu_pair(distinct_five, distinct_one),
         },
         Row {
             figure: format!(

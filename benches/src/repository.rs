@@ -38,9 +38,26 @@ fn depends(n: usize) -> Vec<usize> {
     d
 }
 
+/// Whether the architectures' packages carry the same files.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ArchFiles {
+    /// The same files on every architecture, as noarch packages, data and scripts are:
+    /// what compose can share between layers.
+    Same,
+    /// Different bytes in every file of every architecture, as compiled code is: nothing
+    /// to share.
+    Distinct,
+}
+
 /// Make the repository for `archs` with `total` uncompressed bytes of files per arch,
 /// shared unevenly between the packages (package 0 also ships `etc/os-release`).
-pub fn generate(dir: &Path, pkgr: &Path, archs: &[Arch], total: u64) -> anyhow::Result<Project> {
+pub fn generate(
+    dir: &Path,
+    pkgr: &Path,
+    archs: &[Arch],
+    total: u64,
+    files: ArchFiles,
+) -> anyhow::Result<Project> {
     let key_path = dir.join("bench.rsa");
     run(Command::new(pkgr)
         .args(["keygen", "--key-size", "2048"])
@@ -49,12 +66,19 @@ pub fn generate(dir: &Path, pkgr: &Path, archs: &[Arch], total: u64) -> anyhow::
     let trees = dir.join("trees");
     // Sizes 1..=30 parts of the total: a few big packages and many small ones.
     let parts: u64 = (1..=PACKAGES as u64).sum();
-    let staged: Vec<(usize, Staged, u64)> = (0..PACKAGES)
+    // One set of trees for all arches, or one per arch.
+    let sets = match files {
+        ArchFiles::Same => 1,
+        ArchFiles::Distinct => archs.len(),
+    };
+    let staged: Vec<(usize, usize, Staged, u64)> = (0..sets * PACKAGES)
         .into_par_iter()
-        .map(|n| {
-            let root = trees.join(name(n));
+        .map(|k| {
+            let (set, n) = (k / PACKAGES, k % PACKAGES);
+            let root = trees.join(format!("{set}/{}", name(n)));
             let size = total * (PACKAGES - n) as u64 / parts;
-            let stats = write_tree(&root, &name(n), size.max(4096), 1000 + n as u64)?;
+            let seed = 1000 + (set * PACKAGES + n) as u64;
+            let stats = write_tree(&root, &name(n), size.max(4096), seed)?;
             if n == 0 {
                 std::fs::create_dir_all(root.join("usr/lib"))?;
                 std::fs::write(
@@ -62,17 +86,28 @@ pub fn generate(dir: &Path, pkgr: &Path, archs: &[Arch], total: u64) -> anyhow::
                     "ID=bench\nNAME=\"Bench\"\nVERSION_ID=1\n",
                 )?;
             }
-            Ok((n, Staged::from_dir(&root)?, stats.bytes))
+            Ok((set, n, Staged::from_dir(&root)?, stats.bytes))
         })
         .collect::<anyhow::Result<_>>()?;
-    let unpacked_bytes = staged.iter().map(|(_, _, b)| b).sum();
-    let repo = dir.join("repo");
-    let jobs: Vec<(Arch, &(usize, Staged, u64))> = archs
+    let unpacked_bytes = staged
         .iter()
-        .flat_map(|&a| staged.iter().map(move |s| (a, s)))
+        .filter(|(set, ..)| *set == 0)
+        .map(|(.., b)| b)
+        .sum();
+    let repo = dir.join("repo");
+    let jobs: Vec<(Arch, &(usize, usize, Staged, u64))> = archs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &a)| {
+            let set = i % sets;
+            staged
+                .iter()
+                .filter(move |s| s.0 == set)
+                .map(move |s| (a, s))
+        })
         .collect();
     jobs.par_iter()
-        .map(|(arch, (n, files, _))| {
+        .map(|(arch, (_, n, files, _))| {
             let out = repo.join(arch.apk());
             std::fs::create_dir_all(&out)?;
             let mut info = PackageInfo::new(name(*n), "1.0-r0".parse()?, arch.apk());

@@ -38,6 +38,7 @@ fn smoke_run_measures_every_figure() {
         "| 2. compose build, 1 arch",
         "| 3. compose build, 5 arches",
         "| 3. same, RAYON_NUM_THREADS=1",
+        "| 3. the same on a repository whose arches share no file",
         "| 4. read the Alpine",
         "| 4. solve a 150-package world",
         "| 4. growth",

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use apk::gzip::DeflateMemo;
 use apk::index::IndexEntry;
-use apk::package::Package;
 use apk::sbom::{self, ImagePackage, ImageSbomInput, OperatingSystem};
 use apk::solver::{self, Repository};
 use apk::tarball::Owner;
@@ -306,22 +307,23 @@ pub fn compose(
         .flat_map(|s| s.packages.iter().map(|(r, e)| (&s.repos[*r], e)))
         .collect();
     fetcher.prefetch_packages(&wanted)?;
-    let built: Vec<(ArchImage, (String, Vec<u8>))> = solved
+    let trees: Vec<(Tree, OperatingSystem)> = solved
         .par_iter()
         .map(|s| {
-            let (layer, os) = install(image, s, &fetcher, &apk_files, mtime, &staging)
-                .with_context(|| format!("{} for {}", image.path.display(), s.arch))?;
-            let sbom = sbom_file(image, s, &os, tag, mtime);
-            Ok((
-                ArchImage {
-                    arch: s.arch,
-                    layer,
-                },
-                sbom,
-            ))
+            install(image, s, &fetcher, &apk_files)
+                .with_context(|| format!("{} for {}", image.path.display(), s.arch))
         })
         .collect::<anyhow::Result<_>>()?;
-    let (images, sboms): (Vec<ArchImage>, Vec<(String, Vec<u8>)>) = built.into_iter().unzip();
+    let layers = write_layers(&trees, &staging, mtime)?;
+    let mut images = Vec::with_capacity(layers.len());
+    let mut sboms = Vec::with_capacity(layers.len());
+    for ((s, (_, os)), layer) in solved.iter().zip(&trees).zip(layers) {
+        sboms.push(sbom_file(image, s, os, tag, mtime));
+        images.push(ArchImage {
+            arch: s.arch,
+            layer,
+        });
+    }
     let written = oci::write_layout(
         out,
         tag,
@@ -365,17 +367,44 @@ fn sbom_file(
     )
 }
 
+/// Every architecture's layer, in the order of `trees`. The architectures of one image
+/// mostly hold the same files (noarch packages, data, scripts), which deflate to the same
+/// chunks: the first layer is written alone, on every core, and the others then take the
+/// chunks it shares with them from a memo instead of deflating them again. The bytes are
+/// the same as without the memo.
+fn write_layers(
+    trees: &[(Tree, OperatingSystem)],
+    staging: &Path,
+    mtime: u64,
+) -> anyhow::Result<Vec<layer::Layer>> {
+    let Some(((first, _), rest)) = trees.split_first() else {
+        return Ok(Vec::new());
+    };
+    let memo = if rest.is_empty() {
+        None
+    } else {
+        let memo = DeflateMemo::new_in(staging)
+            .with_context(|| format!("creating a temporary file in {}", staging.display()))?;
+        Some(Arc::new(memo))
+    };
+    let mut layers = vec![first.write_layer(staging, mtime, memo.as_ref())?];
+    let others: Vec<layer::Layer> = rest
+        .par_iter()
+        .map(|(tree, _)| tree.write_layer(staging, mtime, memo.as_ref()))
+        .collect::<Result<_, _>>()?;
+    layers.extend(others);
+    Ok(layers)
+}
+
 /// Install the solved packages (read through `fetcher`, which checks each against its
-/// index), add accounts and `paths`, write the layer. Returns it with the operating system the
-/// tree's `os-release` describes.
+/// index) and add accounts and `paths`. Returns the tree with the operating system its
+/// `os-release` describes.
 fn install(
     image: &ImageFile,
     solved: &Solved,
     fetcher: &Fetcher,
     apk_files: &ApkFiles,
-    mtime: u64,
-    staging: &Path,
-) -> anyhow::Result<(layer::Layer, OperatingSystem)> {
+) -> anyhow::Result<(Tree, OperatingSystem)> {
     // Each package is fetched, verified and unpacked to a spool file in one step, so
     // that only the packages being unpacked are in memory, not the whole image.
     let unpacked: Vec<Unpacked> = solved
@@ -384,8 +413,8 @@ fn install(
         .map(|(r, entry)| {
             let repo = &solved.repos[*r];
             let bytes = fetcher.fetch_package(repo, entry)?;
-            let pkg = Package::read(&bytes)?;
-            Ok(Unpacked::new(pkg, &bytes, repo.spec.tag.clone())?)
+            let name = entry.info.file_stem();
+            Ok(Unpacked::read(&bytes, &name, repo.spec.tag.clone())?)
         })
         .collect::<anyhow::Result<_>>()?;
     let mut tree = Tree::install_unpacked(solved.arch, unpacked, apk_files)?;
@@ -404,7 +433,7 @@ fn install(
         }
     }
     let os = OperatingSystem::from_os_release(os_release.as_deref());
-    Ok((tree.write_layer(staging, mtime)?, os))
+    Ok((tree, os))
 }
 
 /// `etc/apk/world`, `repositories` and the keyring, as apko writes them into the image.

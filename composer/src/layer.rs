@@ -30,8 +30,10 @@ use std::io::{self, BufWriter, Read, Write};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use apk::data::{DataEntry, DataTar};
+use apk::gzip::{DeflateMemo, ParallelEncoder};
 use apk::installed::{file_claim, FileClaim, InstalledDb, InstalledPackage};
 use apk::package::Package;
 use apk::tarball::{Entry, Kind, Magic, Owner, TarWriter};
@@ -148,15 +150,35 @@ pub struct Unpacked {
 impl Unpacked {
     /// Unpack the data of `package`, whose `.apk` file is `bytes`.
     pub fn new(package: Package, bytes: &[u8], tag: Option<String>) -> Result<Self, LayerError> {
-        let data = if package.info.installed_size == 0 {
-            None
-        } else {
-            let data = DataTar::read(bytes).map_err(|source| LayerError::Package {
-                package: package.info.file_stem(),
+        if package.info.installed_size == 0 {
+            return Ok(Unpacked {
+                package,
+                data: None,
+                tag,
+            });
+        }
+        let data = DataTar::read(bytes).map_err(|source| LayerError::Package {
+            package: package.info.file_stem(),
+            source,
+        })?;
+        Unpacked::spool(package, data, tag)
+    }
+
+    /// Read the `.apk` file `bytes` of the package `name` (checked as [`Package::read`]
+    /// does) and unpack its data, inflating it once.
+    pub fn read(bytes: &[u8], name: &str, tag: Option<String>) -> Result<Self, LayerError> {
+        let (package, data) =
+            Package::read_with_data(bytes).map_err(|source| LayerError::Package {
+                package: name.to_string(),
                 source,
             })?;
-            Some(Spooled::new(&data)?)
-        };
+        Unpacked::spool(package, data, tag)
+    }
+
+    fn spool(package: Package, data: DataTar, tag: Option<String>) -> Result<Self, LayerError> {
+        let data = (package.info.installed_size != 0)
+            .then(|| Spooled::new(&data))
+            .transpose()?;
         Ok(Unpacked { package, data, tag })
     }
 }
@@ -990,8 +1012,14 @@ impl Tree {
 
     /// Write the layer: a gzip-compressed tar in a temporary file in `dir` (put it beside
     /// the blob it will become, so that a rename moves it there). Every entry is dated
-    /// `mtime`. The same tree gives the same bytes, whatever the thread count.
-    pub fn write_layer(&self, dir: &Path, mtime: u64) -> Result<Layer, LayerError> {
+    /// `mtime`. The same tree gives the same bytes, whatever the thread count and whether
+    /// or not the deflated chunks come from `memo` (shared by one image's architectures).
+    pub fn write_layer(
+        &self,
+        dir: &Path,
+        mtime: u64,
+        memo: Option<&Arc<DeflateMemo>>,
+    ) -> Result<Layer, LayerError> {
         let tmp = tempfile::Builder::new()
             .prefix(".layer-")
             .suffix(".tar.gz")
@@ -1000,7 +1028,10 @@ impl Tree {
         let (file, temp_path) = tmp.into_parts();
         let at = temp_path.to_path_buf();
         let compressed = Hashing::new(BufWriter::new(file));
-        let gz = apk::gzip::ParallelEncoder::new(compressed, apk::gzip::DATA_LEVEL);
+        let mut gz = ParallelEncoder::new(compressed, apk::gzip::DATA_LEVEL);
+        if let Some(memo) = memo {
+            gz = gz.with_memo(Arc::clone(memo));
+        }
         let mut tar = TarWriter::new(Hashing::new(gz), Magic::Ustar);
         // A content seen a second time is a hard link to the first path that had it.
         let mut leaders: HashMap<ContentRef, &str> = HashMap::new();
@@ -1044,6 +1075,16 @@ impl Tree {
                 mtime,
                 sha1: None,
             };
+            // Entries start chunks where they can, so that every architecture's layer cuts
+            // the same files into the same chunks.
+            let len = match entry.kind {
+                Kind::File { size } => size,
+                _ => 0,
+            };
+            tar.get_mut()
+                .inner
+                .entry_boundary(len)
+                .map_err(io_at(&at))?;
             tar.append(&entry, body).map_err(io_at(&at))?;
         }
         let uncompressed = tar.finish().map_err(io_at(&at))?;
@@ -1224,7 +1265,7 @@ pub fn build(spec: &LayerSpec<'_>, dir: &Path) -> Result<Layer, LayerError> {
     for extra in spec.extras {
         tree.apply(extra)?;
     }
-    tree.write_layer(dir, spec.mtime)
+    tree.write_layer(dir, spec.mtime, None)
 }
 
 #[cfg(test)]
@@ -1424,7 +1465,7 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("already there"), "{err}");
         let out = tempfile::tempdir().unwrap();
-        let layer = tree.write_layer(out.path(), 0).unwrap();
+        let layer = tree.write_layer(out.path(), 0, None).unwrap();
         let tar = flate2_unpack(&fs::read(layer.path()).unwrap());
         let parsed = apk::tarball::parse(&tar).unwrap();
         let link = parsed
@@ -1444,6 +1485,69 @@ mod tests {
         assert_eq!(
             format!("sha256:{}", apk::checksum::sha256_hex(&tar)),
             layer.diff_id
+        );
+    }
+
+    /// Two architectures' trees sharing a data package (many files and one large) beside
+    /// a program of their own: the second layer takes most chunks from the memo the first
+    /// filled, and both layers are the bytes written without a memo. GNU tar reads them.
+    #[test]
+    fn a_memo_shares_deflated_chunks_between_arches_without_changing_bytes() {
+        let text = |seed: usize, len: usize| -> String {
+            let mut out = String::new();
+            for k in 0.. {
+                if out.len() >= len {
+                    break;
+                }
+                out += &format!("line {k} of {seed}: package version {}\n", k * seed % 977);
+            }
+            out.truncate(len);
+            out
+        };
+        let mut shared = vec![dir("usr", 0o755), dir("usr/share", 0o755)];
+        let names: Vec<String> = (0..60).map(|k| format!("usr/share/doc-{k:02}")).collect();
+        for (k, name) in names.iter().enumerate() {
+            shared.push(file(name, &text(k + 1, 9_000 + k * 311), 0o644));
+        }
+        shared.push(file("usr/share/zz-large", &text(7, 900_000), 0o644));
+        let data = pkg("data", |i| i.arch = "noarch".into(), shared);
+        let trees: Vec<Tree> = [Arch::X86_64, Arch::Aarch64]
+            .into_iter()
+            .map(|arch| {
+                let program = pkg(
+                    "program",
+                    |i| i.arch = arch.apk().into(),
+                    bin("program", &text(arch.apk().len() * 1000, 150_000)),
+                );
+                let inputs: Vec<_> = [&data, &program]
+                    .iter()
+                    .map(|b| PackageInput {
+                        package: &b.package,
+                        bytes: &b.bytes,
+                        tag: None,
+                    })
+                    .collect();
+                Tree::install(arch, &inputs, &ApkFiles::default()).unwrap()
+            })
+            .collect();
+        let out = tempfile::tempdir().unwrap();
+        let memo = Arc::new(DeflateMemo::new_in(out.path()).unwrap());
+        for tree in &trees {
+            let alone = tree.write_layer(out.path(), 0, None).unwrap();
+            let shared = tree.write_layer(out.path(), 0, Some(&memo)).unwrap();
+            assert_eq!(alone.digest, shared.digest);
+            let listed = std::process::Command::new("tar")
+                .arg("-tzf")
+                .arg(shared.path())
+                .output()
+                .unwrap();
+            assert!(listed.status.success());
+            assert!(String::from_utf8_lossy(&listed.stdout).contains("usr/share/zz-large"));
+        }
+        let (hits, misses) = memo.counts();
+        assert!(
+            hits * 3 >= misses * 2,
+            "{hits} chunks shared, {misses} deflated"
         );
     }
 

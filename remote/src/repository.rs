@@ -354,17 +354,17 @@ impl Fetcher {
 }
 
 fn check_identity(location: &str, bytes: &[u8], entry: &IndexEntry) -> Result<(), RepoError> {
-    let pkg = Package::read(bytes).map_err(|cause| RepoError::Format {
+    let checksum = Package::read_checksum(bytes).map_err(|cause| RepoError::Format {
         location: location.to_string(),
         cause,
     })?;
-    if pkg.checksum != entry.checksum {
+    if checksum != entry.checksum {
         return Err(RepoError::Identity {
             location: location.to_string(),
             name: entry.info.name.clone(),
             version: entry.info.version.to_string(),
             expected: entry.checksum.to_string(),
-            actual: pkg.checksum.to_string(),
+            actual: checksum.to_string(),
         });
     }
     Ok(())
