@@ -74,6 +74,7 @@ use resolvo::{
     VersionSetUnionId,
 };
 
+use crate::checksum::Checksum;
 use crate::dependency::{Constraint, Dependency};
 use crate::index::IndexEntry;
 use crate::version::Version;
@@ -145,7 +146,7 @@ impl<'a> Solution<'a> {
             }
         }
         let meets = |dep: &Dependency, (j, version, real): (usize, Option<&Version>, bool)| {
-            claim_matches(dep, version, real, &pkgs[j].1.checksum.to_string())
+            claim_matches(dep, version, real, &pkgs[j].1.checksum)
         };
         // before[i]: packages that must come before package i.
         let mut before: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); pkgs.len()];
@@ -235,14 +236,72 @@ pub struct Resolver<'a> {
     pkgs: Vec<Pkg<'a>>,
     tags: Vec<&'a str>,
     /// Every claim on a name: a package's own name, or one of its provides.
-    claims: FastMap<&'a str, Vec<Claim<'a>>>,
+    claims: ClaimIndex<'a>,
     /// Packages with a non-empty `install_if`.
     install_if: Vec<u32>,
-    /// Per package: the `install_if` packages with an atom on a name it claims.
-    triggers: Vec<Vec<u32>>,
-    /// Per package: the claims of packages of other names that exclude it (`assign_name`):
-    /// `(other package, name, whether this package's claim is versioned)`.
-    rivals: Vec<Vec<(u32, &'a str, bool)>>,
+    /// The `install_if` packages with an atom on a name a package claims, for the
+    /// packages that have any.
+    triggers: FastMap<u32, Vec<u32>>,
+}
+
+/// The claims on every name, grouped by name in one flat list (compressed rows), in
+/// package order within a name: one allocation instead of one per name, since a
+/// solve indexes the whole repository and looks at few of its names.
+#[derive(Default)]
+struct ClaimIndex<'a> {
+    /// Name -> row.
+    rows: FastMap<&'a str, u32>,
+    /// Row -> start in `claims`; one extra entry closes the last row.
+    starts: Vec<u32>,
+    claims: Vec<Claim<'a>>,
+}
+
+impl<'a> ClaimIndex<'a> {
+    /// `named`: every `(name, claim)`, in package order.
+    fn new(named: Vec<(&'a str, Claim<'a>)>) -> Self {
+        let mut rows: FastMap<&'a str, u32> = FastMap::default();
+        rows.reserve(named.len());
+        let mut row_of = Vec::with_capacity(named.len());
+        let mut counts: Vec<u32> = Vec::new();
+        for &(name, _) in &named {
+            let next = counts.len() as u32;
+            let row = *rows.entry(name).or_insert(next);
+            if row == next {
+                counts.push(0);
+            }
+            counts[row as usize] += 1;
+            row_of.push(row);
+        }
+        let mut starts = Vec::with_capacity(counts.len() + 1);
+        let mut total = 0;
+        for c in &counts {
+            starts.push(total);
+            total += c;
+        }
+        starts.push(total);
+        // Counting sort, stable: package order within each row.
+        let mut fill: Vec<u32> = starts[..counts.len()].to_vec();
+        let mut claims = vec![Claim::NONE; named.len()];
+        for (&(_, claim), &row) in named.iter().zip(&row_of) {
+            claims[fill[row as usize] as usize] = claim;
+            fill[row as usize] += 1;
+        }
+        ClaimIndex {
+            rows,
+            starts,
+            claims,
+        }
+    }
+
+    fn get(&self, name: &str) -> &[Claim<'a>] {
+        match self.rows.get(name) {
+            Some(&row) => {
+                let row = row as usize;
+                &self.claims[self.starts[row] as usize..self.starts[row + 1] as usize]
+            }
+            None => &[],
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -263,12 +322,26 @@ struct Claim<'a> {
     real: bool,
 }
 
+impl Claim<'_> {
+    /// A filler for slots about to be written.
+    const NONE: Self = Claim {
+        pkg: u32::MAX,
+        version: None,
+        real: false,
+    };
+}
+
 /// Whether a claim on `dep.name` at `version` is what `dep` names, as
 /// `apk_dep_is_provided` (ignoring `dep.conflict`).
-fn claim_matches(dep: &Dependency, version: Option<&Version>, real: bool, checksum: &str) -> bool {
+fn claim_matches(
+    dep: &Dependency,
+    version: Option<&Version>,
+    real: bool,
+    checksum: &Checksum,
+) -> bool {
     match (&dep.constraint, version) {
         (Constraint::Any, _) => true,
-        (c @ Constraint::Checksum(_), _) => real && c.matches_checksum(checksum),
+        (c @ Constraint::Checksum(_), _) => real && c.matches_checksum(&checksum.to_string()),
         (c, Some(v)) => c.matches(v),
         // apk: a versioned atom never matches an unversioned provide.
         (_, None) => false,
@@ -301,56 +374,44 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        let mut claims: FastMap<&'a str, Vec<Claim<'a>>> = FastMap::default();
+        let mut named = Vec::with_capacity(pkgs.len() * 4);
         let mut install_if = Vec::new();
         for (i, p) in pkgs.iter().enumerate() {
             let pkg = i as u32;
             let info = &p.entry.info;
-            claims.entry(&info.name).or_default().push(Claim {
-                pkg,
-                version: Some(&info.version),
-                real: true,
-            });
-            for d in &info.provides {
-                claims.entry(&d.name).or_default().push(Claim {
+            named.push((
+                info.name.as_str(),
+                Claim {
                     pkg,
-                    version: d.constraint.version(),
-                    real: false,
-                });
+                    version: Some(&info.version),
+                    real: true,
+                },
+            ));
+            for d in &info.provides {
+                named.push((
+                    d.name.as_str(),
+                    Claim {
+                        pkg,
+                        version: d.constraint.version(),
+                        real: false,
+                    },
+                ));
             }
             if !info.install_if.is_empty() {
                 install_if.push(pkg);
             }
         }
-        let mut triggers: Vec<Vec<u32>> = vec![Vec::new(); pkgs.len()];
+        let claims = ClaimIndex::new(named);
+        let mut triggers: FastMap<u32, Vec<u32>> = FastMap::default();
         for &x in &install_if {
             for dep in &pkgs[x as usize].entry.info.install_if {
-                for c in claims.get(dep.name.as_str()).into_iter().flatten() {
-                    if triggers[c.pkg as usize].last() != Some(&x) {
-                        triggers[c.pkg as usize].push(x);
+                for c in claims.get(&dep.name) {
+                    let list = triggers.entry(c.pkg).or_default();
+                    if list.last() != Some(&x) {
+                        list.push(x);
                     }
                 }
             }
-        }
-        let mut rivals: Vec<Vec<(u32, &'a str, bool)>> = vec![Vec::new(); pkgs.len()];
-        for (&name, list) in &claims {
-            if list.len() < 2 || list.iter().all(|c| c.version.is_none()) {
-                continue;
-            }
-            for a in list {
-                let a_name = &pkgs[a.pkg as usize].entry.info.name;
-                for b in list {
-                    let different = *a_name != pkgs[b.pkg as usize].entry.info.name;
-                    if different && (a.version.is_some() || b.version.is_some()) {
-                        rivals[a.pkg as usize].push((b.pkg, name, a.version.is_some()));
-                    }
-                }
-            }
-        }
-        // Deterministic order whatever the hash map's.
-        for r in &mut rivals {
-            r.sort_unstable();
-            r.dedup();
         }
         Resolver {
             pkgs,
@@ -358,7 +419,6 @@ impl<'a> Resolver<'a> {
             claims,
             install_if,
             triggers,
-            rivals,
         }
     }
 
@@ -434,7 +494,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn claims_of(&self, name: &str) -> &[Claim<'a>] {
-        self.claims.get(name).map_or(&[], Vec::as_slice)
+        self.claims.get(name)
     }
 
     /// The claims of package `pkg` on `name`.
@@ -458,11 +518,12 @@ impl<'a> Resolver<'a> {
     }
 
     fn matches(&self, claim: &Claim, dep: &Dependency) -> bool {
-        let checksum = match dep.constraint {
-            Constraint::Checksum(_) => self.entry(claim.pkg).checksum.to_string(),
-            _ => String::new(),
-        };
-        claim_matches(dep, claim.version, claim.real, &checksum)
+        claim_matches(
+            dep,
+            claim.version,
+            claim.real,
+            &self.entry(claim.pkg).checksum,
+        )
     }
 
     /// apk's rule for unversioned provides ("virtual packages without provider_priority
@@ -491,6 +552,32 @@ impl<'a> Resolver<'a> {
     fn pkg_forbidden(&self, pkg: u32, dep: &Dependency) -> bool {
         self.pkg_claims(pkg, &dep.name)
             .any(|c| self.matches(&c, dep))
+    }
+
+    /// The claims of packages of other names that exclude package `pkg` (`assign_name`):
+    /// `(other package, name, whether this package's claim is versioned)`, sorted.
+    fn rivals(&self, pkg: u32) -> Vec<(u32, &'a str, bool)> {
+        let info = &self.entry(pkg).info;
+        let names = std::iter::once(info.name.as_str())
+            .chain(info.provides.iter().map(|d| d.name.as_str()));
+        let mut out = Vec::new();
+        for name in names {
+            let list = self.claims.get(name);
+            if list.len() < 2 || list.iter().all(|c| c.version.is_none()) {
+                continue;
+            }
+            for a in list.iter().filter(|c| c.pkg == pkg) {
+                for b in list {
+                    let different = info.name != self.entry(b.pkg).info.name;
+                    if different && (a.version.is_some() || b.version.is_some()) {
+                        out.push((b.pkg, name, a.version.is_some()));
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     fn label(&self, pkg: u32) -> String {
@@ -552,7 +639,7 @@ impl<'a> Resolver<'a> {
                         }
                     }
                 }
-                for &x in &self.triggers[p as usize] {
+                for &x in self.triggers.get(&p).into_iter().flatten() {
                     if !std::mem::replace(&mut queued[x as usize], true) {
                         recheck.push(x);
                     }
@@ -1022,7 +1109,7 @@ impl<'m> Model<'m> {
             }
         }
         // Name exclusivity (`assign_name`): only unversioned provides may share a name.
-        for &(other, name, versioned) in &r.rivals[p as usize] {
+        for (other, name, versioned) in r.rivals(p) {
             if let Some(&o) = self.pkg_solvable.get(&other) {
                 let other_name = self.solvable_name[o as usize];
                 constrains.insert(self.intern_vs(other_name, VsKind::NoClaim(name, versioned)));
@@ -1434,7 +1521,6 @@ impl Explainer<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checksum::Checksum;
     use crate::dependency;
     use crate::pkginfo::PackageInfo;
 
