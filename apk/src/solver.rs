@@ -76,7 +76,7 @@ use resolvo::{
 
 use crate::checksum::Checksum;
 use crate::dependency::{Constraint, Dependency};
-use crate::index::IndexEntry;
+use crate::index::{self, IndexEntry};
 use crate::version::Version;
 
 /// One repository's packages, with the tag it is pinned under (`@edge http://…` in
@@ -356,7 +356,7 @@ fn tag_bit(tag: usize) -> u64 {
 impl<'a> Resolver<'a> {
     pub fn new(repos: &'a [Repository], arch: &str) -> Self {
         let mut tags: Vec<&'a str> = Vec::new();
-        let mut pkgs = Vec::new();
+        let mut pkgs = Vec::with_capacity(repos.iter().map(|r| r.packages.len()).sum());
         for (repo, r) in repos.iter().enumerate() {
             let tag = r
                 .tag
@@ -468,10 +468,7 @@ impl<'a> Resolver<'a> {
                         (pkg.repo, pkg.entry)
                     })
                     .collect();
-                // `display_order`; names are unique, so the version never decides.
-                packages.sort_by_cached_key(|(_, e)| {
-                    (e.info.name.to_ascii_lowercase(), e.info.name.clone())
-                });
+                packages.sort_by(|(_, a), (_, b)| index::display_order(&a.info, &b.info));
                 Ok(Solution { packages })
             }
             Err(UnsolvableOrCancelled::Unsolvable(conflict)) => {
@@ -804,7 +801,7 @@ struct Model<'m> {
     solvable_pkg: Vec<u32>,
     solvable_name: Vec<NameId>,
     /// Package index -> solvable index, for reachable packages.
-    pkg_solvable: FastMap<u32, u32>,
+    pkg_solvable: Vec<Option<u32>>,
     tag_ok: Vec<bool>,
     names: Vec<NameData>,
     name_index: FastMap<&'m str, NameId>,
@@ -851,7 +848,7 @@ impl<'m> Model<'m> {
             world_names,
             solvable_pkg: Vec::new(),
             solvable_name: Vec::new(),
-            pkg_solvable: FastMap::default(),
+            pkg_solvable: vec![None; r.pkgs.len()],
             tag_ok,
             names: Vec::new(),
             name_index: FastMap::default(),
@@ -893,7 +890,7 @@ impl<'m> Model<'m> {
                 let s = model.solvable_pkg.len() as u32;
                 model.solvable_pkg.push(p);
                 model.solvable_name.push(name_id);
-                model.pkg_solvable.insert(p, s);
+                model.pkg_solvable[p as usize] = Some(s);
                 model.names[name_id.to_index()].candidates.push(sid(s));
                 if !model.tag_ok[p as usize] {
                     let tag = r.pkgs[p as usize].tag.map_or("", |t| r.tags[t]);
@@ -950,7 +947,7 @@ impl<'m> Model<'m> {
         };
         let mut out: Vec<SolvableId> = Vec::new();
         for &p in &r.install_if {
-            let Some(&s) = self.pkg_solvable.get(&p) else {
+            let Some(s) = self.pkg_solvable[p as usize] else {
                 continue;
             };
             let name = self.solvable_name[s as usize];
@@ -1031,10 +1028,11 @@ impl<'m> Model<'m> {
             return req;
         }
         type Key<'k> = (bool, bool, Option<&'k Version>, u64, bool, Reverse<&'k str>);
-        let mut best: FastMap<NameId, Key<'m>> = FastMap::default();
+        // Few names provide one name: a list beats a map.
+        let mut best: Vec<(Key<'m>, NameId)> = Vec::new();
         let r = self.r;
         for c in r.claims_of(&dep.name) {
-            let Some(&s) = self.pkg_solvable.get(&c.pkg) else {
+            let Some(s) = self.pkg_solvable[c.pkg as usize] else {
                 continue;
             };
             if !r.meets(c, dep, &self.world_names) {
@@ -1051,12 +1049,13 @@ impl<'m> Model<'m> {
                 Reverse(info.name.as_str()),
             );
             let name = self.solvable_name[s as usize];
-            let entry = best.entry(name).or_insert(key);
-            if key > *entry {
-                *entry = key;
+            match best.iter_mut().find(|(_, n)| *n == name) {
+                Some((k, _)) if key > *k => *k = key,
+                Some(_) => {}
+                None => best.push((key, name)),
             }
         }
-        let mut names: Vec<(Key, NameId)> = best.into_iter().map(|(n, k)| (k, n)).collect();
+        let mut names = best;
         names.sort_by(|a, b| b.cmp(a));
         let sets: Vec<VersionSetId> = if names.is_empty() {
             let name = self.name_for(&dep.name);
@@ -1084,8 +1083,8 @@ impl<'m> Model<'m> {
             .claims_of(&dep.name)
             .iter()
             .filter(|c| r.matches(c, dep))
-            .filter_map(|c| self.pkg_solvable.get(&c.pkg))
-            .map(|&s| self.solvable_name[s as usize])
+            .filter_map(|c| self.pkg_solvable[c.pkg as usize])
+            .map(|s| self.solvable_name[s as usize])
             .filter(|&n| Some(n) != own)
             .collect();
         names
@@ -1099,7 +1098,7 @@ impl<'m> Model<'m> {
         let info = &r.pkgs[p as usize].entry.info;
         let own = self.solvable_name[s as usize];
         let mut known = KnownDependencies::default();
-        let mut constrains = BTreeSet::new();
+        let mut constrains = Vec::new();
         for dep in &info.depends {
             if dep.conflict {
                 constrains.extend(self.conflict_constraints(dep, Some(own)));
@@ -1110,12 +1109,14 @@ impl<'m> Model<'m> {
         }
         // Name exclusivity (`assign_name`): only unversioned provides may share a name.
         for (other, name, versioned) in r.rivals(p) {
-            if let Some(&o) = self.pkg_solvable.get(&other) {
+            if let Some(o) = self.pkg_solvable[other as usize] {
                 let other_name = self.solvable_name[o as usize];
-                constrains.insert(self.intern_vs(other_name, VsKind::NoClaim(name, versioned)));
+                constrains.push(self.intern_vs(other_name, VsKind::NoClaim(name, versioned)));
             }
         }
-        known.constrains = constrains.into_iter().collect();
+        constrains.sort_unstable();
+        constrains.dedup();
+        known.constrains = constrains;
         known
     }
 
