@@ -808,7 +808,6 @@ struct Model<'m> {
     version_sets: Vec<(NameId, VsKind<'m>)>,
     vs_index: FastMap<(NameId, VsKind<'m>), VersionSetId>,
     unions: Vec<Vec<VersionSetId>>,
-    union_index: FastMap<Vec<VersionSetId>, VersionSetUnionId>,
     strings: Vec<String>,
     deps: Vec<KnownDependencies>,
     requirement_cache: FastMap<Atom<'m>, Requirement>,
@@ -855,7 +854,6 @@ impl<'m> Model<'m> {
             version_sets: Vec::new(),
             vs_index: FastMap::default(),
             unions: Vec::new(),
-            union_index: FastMap::default(),
             strings: Vec::new(),
             deps: Vec::new(),
             requirement_cache: FastMap::default(),
@@ -988,23 +986,25 @@ impl<'m> Model<'m> {
         if let Some(&id) = self.vs_index.get(&(name, kind.clone())) {
             return id;
         }
-        let id = VersionSetId(self.version_sets.len() as u32);
-        self.version_sets.push((name, kind.clone()));
+        let id = self.new_vs(name, kind.clone());
         self.vs_index.insert((name, kind), id);
         id
     }
 
-    fn intern_requirement(&mut self, sets: Vec<VersionSetId>) -> Requirement {
+    /// A version set known to be new: no lookup.
+    fn new_vs(&mut self, name: NameId, kind: VsKind<'m>) -> VersionSetId {
+        self.version_sets.push((name, kind));
+        VersionSetId((self.version_sets.len() - 1) as u32)
+    }
+
+    /// A requirement on version sets that no other requirement has (see
+    /// [`Model::requirement`]): no lookup.
+    fn new_requirement(&mut self, sets: Vec<VersionSetId>) -> Requirement {
         if let [single] = sets[..] {
             return Requirement::Single(single);
         }
-        if let Some(&id) = self.union_index.get(&sets) {
-            return Requirement::Union(id);
-        }
-        let id = VersionSetUnionId(self.unions.len() as u32);
-        self.unions.push(sets.clone());
-        self.union_index.insert(sets, id);
-        Requirement::Union(id)
+        self.unions.push(sets);
+        Requirement::Union(VersionSetUnionId((self.unions.len() - 1) as u32))
     }
 
     /// The resolvo name for `name`: the real package name, or a name without candidates.
@@ -1022,7 +1022,8 @@ impl<'m> Model<'m> {
     }
 
     /// A dependency as a union of version sets over the real names that meet it, best
-    /// provider first (`compare_providers`).
+    /// provider first (`compare_providers`). Computed once per atom (by its text), so
+    /// its version sets and union are new: they are added without lookups.
     fn requirement(&mut self, dep: &'m Dependency) -> Requirement {
         if let Some(&req) = self.requirement_cache.get(&Atom(dep)) {
             return req;
@@ -1059,14 +1060,14 @@ impl<'m> Model<'m> {
         names.sort_by(|a, b| b.cmp(a));
         let sets: Vec<VersionSetId> = if names.is_empty() {
             let name = self.name_for(&dep.name);
-            vec![self.intern_vs(name, VsKind::Provides(Atom(dep)))]
+            vec![self.new_vs(name, VsKind::Provides(Atom(dep)))]
         } else {
             names
                 .into_iter()
-                .map(|(_, n)| self.intern_vs(n, VsKind::Provides(Atom(dep))))
+                .map(|(_, n)| self.new_vs(n, VsKind::Provides(Atom(dep))))
                 .collect()
         };
-        let req = self.intern_requirement(sets);
+        let req = self.new_requirement(sets);
         self.requirement_cache.insert(Atom(dep), req);
         req
     }
