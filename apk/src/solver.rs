@@ -130,23 +130,9 @@ impl<'a> Solution<'a> {
     /// at the package with the fewest pending dependencies, then by name.
     pub fn install_order(&self) -> Vec<(usize, &'a IndexEntry)> {
         let pkgs = &self.packages;
-        // name -> (package, claimed version, own name)
-        type Claims<'e> = FastMap<&'e str, Vec<(usize, Option<&'e Version>, bool)>>;
-        let mut claims: Claims = FastMap::default();
-        for (i, (_, e)) in pkgs.iter().enumerate() {
-            claims
-                .entry(&e.info.name)
-                .or_default()
-                .push((i, Some(&e.info.version), true));
-            for p in &e.info.provides {
-                claims
-                    .entry(&p.name)
-                    .or_default()
-                    .push((i, p.constraint.version(), false));
-            }
-        }
-        let meets = |dep: &Dependency, (j, version, real): (usize, Option<&Version>, bool)| {
-            claim_matches(dep, version, real, &pkgs[j].1.checksum)
+        let claims = ClaimIndex::of(pkgs.iter().map(|&(_, e)| e));
+        let meets = |dep: &Dependency, c: &Claim| {
+            claim_matches(dep, c.version, c.real, &pkgs[c.pkg as usize].1.checksum)
         };
         // before[i]: packages that must come before package i.
         let mut before: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); pkgs.len()];
@@ -155,9 +141,10 @@ impl<'a> Solution<'a> {
                 if dep.conflict {
                     continue;
                 }
-                for &claim in claims.get(dep.name.as_str()).into_iter().flatten() {
-                    if claim.0 != i && meets(dep, claim) {
-                        before[i].insert(claim.0);
+                for claim in claims.get(&dep.name) {
+                    let j = claim.pkg as usize;
+                    if j != i && meets(dep, claim) {
+                        before[i].insert(j);
                     }
                 }
             }
@@ -247,7 +234,6 @@ pub struct Resolver<'a> {
 /// The claims on every name, grouped by name in one flat list (compressed rows), in
 /// package order within a name: one allocation instead of one per name, since a
 /// solve indexes the whole repository and looks at few of its names.
-#[derive(Default)]
 struct ClaimIndex<'a> {
     /// Name -> row.
     rows: FastMap<&'a str, u32>,
@@ -257,6 +243,29 @@ struct ClaimIndex<'a> {
 }
 
 impl<'a> ClaimIndex<'a> {
+    /// The claims of `entries`, numbered in their order.
+    fn of(entries: impl ExactSizeIterator<Item = &'a IndexEntry>) -> Self {
+        let mut named = Vec::with_capacity(entries.len() * 4);
+        for (i, e) in entries.enumerate() {
+            let (pkg, info) = (i as u32, &e.info);
+            let own = Claim {
+                pkg,
+                version: Some(&info.version),
+                real: true,
+            };
+            named.push((info.name.as_str(), own));
+            for d in &info.provides {
+                let provided = Claim {
+                    pkg,
+                    version: d.constraint.version(),
+                    real: false,
+                };
+                named.push((d.name.as_str(), provided));
+            }
+        }
+        Self::new(named)
+    }
+
     /// `named`: every `(name, claim)`, in package order.
     fn new(named: Vec<(&'a str, Claim<'a>)>) -> Self {
         let mut rows: FastMap<&'a str, u32> = FastMap::default();
@@ -374,34 +383,10 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        let mut named = Vec::with_capacity(pkgs.len() * 4);
-        let mut install_if = Vec::new();
-        for (i, p) in pkgs.iter().enumerate() {
-            let pkg = i as u32;
-            let info = &p.entry.info;
-            named.push((
-                info.name.as_str(),
-                Claim {
-                    pkg,
-                    version: Some(&info.version),
-                    real: true,
-                },
-            ));
-            for d in &info.provides {
-                named.push((
-                    d.name.as_str(),
-                    Claim {
-                        pkg,
-                        version: d.constraint.version(),
-                        real: false,
-                    },
-                ));
-            }
-            if !info.install_if.is_empty() {
-                install_if.push(pkg);
-            }
-        }
-        let claims = ClaimIndex::new(named);
+        let claims = ClaimIndex::of(pkgs.iter().map(|p| p.entry));
+        let install_if: Vec<u32> = (0..pkgs.len() as u32)
+            .filter(|&p| !pkgs[p as usize].entry.info.install_if.is_empty())
+            .collect();
         let mut triggers: FastMap<u32, Vec<u32>> = FastMap::default();
         for &x in &install_if {
             for dep in &pkgs[x as usize].entry.info.install_if {
