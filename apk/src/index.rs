@@ -90,13 +90,11 @@ impl IndexEntry {
 /// Order of packages in an index and in the installed db (`apk_pkg_cmp_display`):
 /// name case-insensitively, then byte-wise, then version ascending.
 pub fn display_order(a: &PackageInfo, b: &PackageInfo) -> Ordering {
-    let fold = |s: &str| {
-        s.bytes()
-            .map(|c| c.to_ascii_lowercase())
-            .collect::<Vec<_>>()
-    };
+    fn fold(s: &str) -> impl Iterator<Item = u8> + '_ {
+        s.bytes().map(|c| c.to_ascii_lowercase())
+    }
     fold(&a.name)
-        .cmp(&fold(&b.name))
+        .cmp(fold(&b.name))
         .then_with(|| a.name.cmp(&b.name))
         .then_with(|| a.version.cmp(&b.version))
 }

@@ -74,8 +74,9 @@ use resolvo::{
     VersionSetUnionId,
 };
 
+use crate::checksum::Checksum;
 use crate::dependency::{Constraint, Dependency};
-use crate::index::IndexEntry;
+use crate::index::{self, IndexEntry};
 use crate::version::Version;
 
 /// One repository's packages, with the tag it is pinned under (`@edge http://…` in
@@ -129,23 +130,9 @@ impl<'a> Solution<'a> {
     /// at the package with the fewest pending dependencies, then by name.
     pub fn install_order(&self) -> Vec<(usize, &'a IndexEntry)> {
         let pkgs = &self.packages;
-        // name -> (package, claimed version, own name)
-        type Claims<'e> = FastMap<&'e str, Vec<(usize, Option<&'e Version>, bool)>>;
-        let mut claims: Claims = FastMap::default();
-        for (i, (_, e)) in pkgs.iter().enumerate() {
-            claims
-                .entry(&e.info.name)
-                .or_default()
-                .push((i, Some(&e.info.version), true));
-            for p in &e.info.provides {
-                claims
-                    .entry(&p.name)
-                    .or_default()
-                    .push((i, p.constraint.version(), false));
-            }
-        }
-        let meets = |dep: &Dependency, (j, version, real): (usize, Option<&Version>, bool)| {
-            claim_matches(dep, version, real, &pkgs[j].1.checksum.to_string())
+        let claims = ClaimIndex::of(pkgs.iter().map(|&(_, e)| e));
+        let meets = |dep: &Dependency, c: &Claim| {
+            claim_matches(dep, c.version, c.real, &pkgs[c.pkg as usize].1.checksum)
         };
         // before[i]: packages that must come before package i.
         let mut before: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); pkgs.len()];
@@ -154,9 +141,10 @@ impl<'a> Solution<'a> {
                 if dep.conflict {
                     continue;
                 }
-                for &claim in claims.get(dep.name.as_str()).into_iter().flatten() {
-                    if claim.0 != i && meets(dep, claim) {
-                        before[i].insert(claim.0);
+                for claim in claims.get(&dep.name) {
+                    let j = claim.pkg as usize;
+                    if j != i && meets(dep, claim) {
+                        before[i].insert(j);
                     }
                 }
             }
@@ -235,14 +223,94 @@ pub struct Resolver<'a> {
     pkgs: Vec<Pkg<'a>>,
     tags: Vec<&'a str>,
     /// Every claim on a name: a package's own name, or one of its provides.
-    claims: FastMap<&'a str, Vec<Claim<'a>>>,
+    claims: ClaimIndex<'a>,
     /// Packages with a non-empty `install_if`.
     install_if: Vec<u32>,
-    /// Per package: the `install_if` packages with an atom on a name it claims.
-    triggers: Vec<Vec<u32>>,
-    /// Per package: the claims of packages of other names that exclude it (`assign_name`):
-    /// `(other package, name, whether this package's claim is versioned)`.
-    rivals: Vec<Vec<(u32, &'a str, bool)>>,
+    /// The `install_if` packages with an atom on a name a package claims, for the
+    /// packages that have any.
+    triggers: FastMap<u32, Vec<u32>>,
+}
+
+/// The claims on every name, grouped by name in one flat list (compressed rows), in
+/// package order within a name: one allocation instead of one per name, since a
+/// solve indexes the whole repository and looks at few of its names.
+struct ClaimIndex<'a> {
+    /// Name -> row.
+    rows: FastMap<&'a str, u32>,
+    /// Row -> start in `claims`; one extra entry closes the last row.
+    starts: Vec<u32>,
+    claims: Vec<Claim<'a>>,
+}
+
+impl<'a> ClaimIndex<'a> {
+    /// The claims of `entries`, numbered in their order.
+    fn of(entries: impl ExactSizeIterator<Item = &'a IndexEntry>) -> Self {
+        let mut named = Vec::with_capacity(entries.len() * 4);
+        for (i, e) in entries.enumerate() {
+            let (pkg, info) = (i as u32, &e.info);
+            let own = Claim {
+                pkg,
+                version: Some(&info.version),
+                real: true,
+            };
+            named.push((info.name.as_str(), own));
+            for d in &info.provides {
+                let provided = Claim {
+                    pkg,
+                    version: d.constraint.version(),
+                    real: false,
+                };
+                named.push((d.name.as_str(), provided));
+            }
+        }
+        Self::new(named)
+    }
+
+    /// `named`: every `(name, claim)`, in package order.
+    fn new(named: Vec<(&'a str, Claim<'a>)>) -> Self {
+        let mut rows: FastMap<&'a str, u32> = FastMap::default();
+        rows.reserve(named.len());
+        let mut row_of = Vec::with_capacity(named.len());
+        let mut counts: Vec<u32> = Vec::new();
+        for &(name, _) in &named {
+            let next = counts.len() as u32;
+            let row = *rows.entry(name).or_insert(next);
+            if row == next {
+                counts.push(0);
+            }
+            counts[row as usize] += 1;
+            row_of.push(row);
+        }
+        let mut starts = Vec::with_capacity(counts.len() + 1);
+        let mut total = 0;
+        for c in &counts {
+            starts.push(total);
+            total += c;
+        }
+        starts.push(total);
+        // Counting sort, stable: package order within each row.
+        let mut fill: Vec<u32> = starts[..counts.len()].to_vec();
+        let mut claims = vec![Claim::NONE; named.len()];
+        for (&(_, claim), &row) in named.iter().zip(&row_of) {
+            claims[fill[row as usize] as usize] = claim;
+            fill[row as usize] += 1;
+        }
+        ClaimIndex {
+            rows,
+            starts,
+            claims,
+        }
+    }
+
+    fn get(&self, name: &str) -> &[Claim<'a>] {
+        match self.rows.get(name) {
+            Some(&row) => {
+                let row = row as usize;
+                &self.claims[self.starts[row] as usize..self.starts[row + 1] as usize]
+            }
+            None => &[],
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -263,12 +331,26 @@ struct Claim<'a> {
     real: bool,
 }
 
+impl Claim<'_> {
+    /// A filler for slots about to be written.
+    const NONE: Self = Claim {
+        pkg: u32::MAX,
+        version: None,
+        real: false,
+    };
+}
+
 /// Whether a claim on `dep.name` at `version` is what `dep` names, as
 /// `apk_dep_is_provided` (ignoring `dep.conflict`).
-fn claim_matches(dep: &Dependency, version: Option<&Version>, real: bool, checksum: &str) -> bool {
+fn claim_matches(
+    dep: &Dependency,
+    version: Option<&Version>,
+    real: bool,
+    checksum: &Checksum,
+) -> bool {
     match (&dep.constraint, version) {
         (Constraint::Any, _) => true,
-        (c @ Constraint::Checksum(_), _) => real && c.matches_checksum(checksum),
+        (c @ Constraint::Checksum(_), _) => real && c.matches_checksum(&checksum.to_string()),
         (c, Some(v)) => c.matches(v),
         // apk: a versioned atom never matches an unversioned provide.
         (_, None) => false,
@@ -283,7 +365,7 @@ fn tag_bit(tag: usize) -> u64 {
 impl<'a> Resolver<'a> {
     pub fn new(repos: &'a [Repository], arch: &str) -> Self {
         let mut tags: Vec<&'a str> = Vec::new();
-        let mut pkgs = Vec::new();
+        let mut pkgs = Vec::with_capacity(repos.iter().map(|r| r.packages.len()).sum());
         for (repo, r) in repos.iter().enumerate() {
             let tag = r
                 .tag
@@ -301,56 +383,20 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        let mut claims: FastMap<&'a str, Vec<Claim<'a>>> = FastMap::default();
-        let mut install_if = Vec::new();
-        for (i, p) in pkgs.iter().enumerate() {
-            let pkg = i as u32;
-            let info = &p.entry.info;
-            claims.entry(&info.name).or_default().push(Claim {
-                pkg,
-                version: Some(&info.version),
-                real: true,
-            });
-            for d in &info.provides {
-                claims.entry(&d.name).or_default().push(Claim {
-                    pkg,
-                    version: d.constraint.version(),
-                    real: false,
-                });
-            }
-            if !info.install_if.is_empty() {
-                install_if.push(pkg);
-            }
-        }
-        let mut triggers: Vec<Vec<u32>> = vec![Vec::new(); pkgs.len()];
+        let claims = ClaimIndex::of(pkgs.iter().map(|p| p.entry));
+        let install_if: Vec<u32> = (0..pkgs.len() as u32)
+            .filter(|&p| !pkgs[p as usize].entry.info.install_if.is_empty())
+            .collect();
+        let mut triggers: FastMap<u32, Vec<u32>> = FastMap::default();
         for &x in &install_if {
             for dep in &pkgs[x as usize].entry.info.install_if {
-                for c in claims.get(dep.name.as_str()).into_iter().flatten() {
-                    if triggers[c.pkg as usize].last() != Some(&x) {
-                        triggers[c.pkg as usize].push(x);
+                for c in claims.get(&dep.name) {
+                    let list = triggers.entry(c.pkg).or_default();
+                    if list.last() != Some(&x) {
+                        list.push(x);
                     }
                 }
             }
-        }
-        let mut rivals: Vec<Vec<(u32, &'a str, bool)>> = vec![Vec::new(); pkgs.len()];
-        for (&name, list) in &claims {
-            if list.len() < 2 || list.iter().all(|c| c.version.is_none()) {
-                continue;
-            }
-            for a in list {
-                let a_name = &pkgs[a.pkg as usize].entry.info.name;
-                for b in list {
-                    let different = *a_name != pkgs[b.pkg as usize].entry.info.name;
-                    if different && (a.version.is_some() || b.version.is_some()) {
-                        rivals[a.pkg as usize].push((b.pkg, name, a.version.is_some()));
-                    }
-                }
-            }
-        }
-        // Deterministic order whatever the hash map's.
-        for r in &mut rivals {
-            r.sort_unstable();
-            r.dedup();
         }
         Resolver {
             pkgs,
@@ -358,7 +404,6 @@ impl<'a> Resolver<'a> {
             claims,
             install_if,
             triggers,
-            rivals,
         }
     }
 
@@ -408,10 +453,7 @@ impl<'a> Resolver<'a> {
                         (pkg.repo, pkg.entry)
                     })
                     .collect();
-                // `display_order`; names are unique, so the version never decides.
-                packages.sort_by_cached_key(|(_, e)| {
-                    (e.info.name.to_ascii_lowercase(), e.info.name.clone())
-                });
+                packages.sort_by(|(_, a), (_, b)| index::display_order(&a.info, &b.info));
                 Ok(Solution { packages })
             }
             Err(UnsolvableOrCancelled::Unsolvable(conflict)) => {
@@ -434,7 +476,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn claims_of(&self, name: &str) -> &[Claim<'a>] {
-        self.claims.get(name).map_or(&[], Vec::as_slice)
+        self.claims.get(name)
     }
 
     /// The claims of package `pkg` on `name`.
@@ -458,11 +500,12 @@ impl<'a> Resolver<'a> {
     }
 
     fn matches(&self, claim: &Claim, dep: &Dependency) -> bool {
-        let checksum = match dep.constraint {
-            Constraint::Checksum(_) => self.entry(claim.pkg).checksum.to_string(),
-            _ => String::new(),
-        };
-        claim_matches(dep, claim.version, claim.real, &checksum)
+        claim_matches(
+            dep,
+            claim.version,
+            claim.real,
+            &self.entry(claim.pkg).checksum,
+        )
     }
 
     /// apk's rule for unversioned provides ("virtual packages without provider_priority
@@ -491,6 +534,32 @@ impl<'a> Resolver<'a> {
     fn pkg_forbidden(&self, pkg: u32, dep: &Dependency) -> bool {
         self.pkg_claims(pkg, &dep.name)
             .any(|c| self.matches(&c, dep))
+    }
+
+    /// The claims of packages of other names that exclude package `pkg` (`assign_name`):
+    /// `(other package, name, whether this package's claim is versioned)`, sorted.
+    fn rivals(&self, pkg: u32) -> Vec<(u32, &'a str, bool)> {
+        let info = &self.entry(pkg).info;
+        let names = std::iter::once(info.name.as_str())
+            .chain(info.provides.iter().map(|d| d.name.as_str()));
+        let mut out = Vec::new();
+        for name in names {
+            let list = self.claims.get(name);
+            if list.len() < 2 || list.iter().all(|c| c.version.is_none()) {
+                continue;
+            }
+            for a in list.iter().filter(|c| c.pkg == pkg) {
+                for b in list {
+                    let different = info.name != self.entry(b.pkg).info.name;
+                    if different && (a.version.is_some() || b.version.is_some()) {
+                        out.push((b.pkg, name, a.version.is_some()));
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     fn label(&self, pkg: u32) -> String {
@@ -552,7 +621,7 @@ impl<'a> Resolver<'a> {
                         }
                     }
                 }
-                for &x in &self.triggers[p as usize] {
+                for &x in self.triggers.get(&p).into_iter().flatten() {
                     if !std::mem::replace(&mut queued[x as usize], true) {
                         recheck.push(x);
                     }
@@ -717,14 +786,13 @@ struct Model<'m> {
     solvable_pkg: Vec<u32>,
     solvable_name: Vec<NameId>,
     /// Package index -> solvable index, for reachable packages.
-    pkg_solvable: FastMap<u32, u32>,
+    pkg_solvable: Vec<Option<u32>>,
     tag_ok: Vec<bool>,
     names: Vec<NameData>,
     name_index: FastMap<&'m str, NameId>,
     version_sets: Vec<(NameId, VsKind<'m>)>,
     vs_index: FastMap<(NameId, VsKind<'m>), VersionSetId>,
     unions: Vec<Vec<VersionSetId>>,
-    union_index: FastMap<Vec<VersionSetId>, VersionSetUnionId>,
     strings: Vec<String>,
     deps: Vec<KnownDependencies>,
     requirement_cache: FastMap<Atom<'m>, Requirement>,
@@ -764,14 +832,13 @@ impl<'m> Model<'m> {
             world_names,
             solvable_pkg: Vec::new(),
             solvable_name: Vec::new(),
-            pkg_solvable: FastMap::default(),
+            pkg_solvable: vec![None; r.pkgs.len()],
             tag_ok,
             names: Vec::new(),
             name_index: FastMap::default(),
             version_sets: Vec::new(),
             vs_index: FastMap::default(),
             unions: Vec::new(),
-            union_index: FastMap::default(),
             strings: Vec::new(),
             deps: Vec::new(),
             requirement_cache: FastMap::default(),
@@ -806,7 +873,7 @@ impl<'m> Model<'m> {
                 let s = model.solvable_pkg.len() as u32;
                 model.solvable_pkg.push(p);
                 model.solvable_name.push(name_id);
-                model.pkg_solvable.insert(p, s);
+                model.pkg_solvable[p as usize] = Some(s);
                 model.names[name_id.to_index()].candidates.push(sid(s));
                 if !model.tag_ok[p as usize] {
                     let tag = r.pkgs[p as usize].tag.map_or("", |t| r.tags[t]);
@@ -863,7 +930,7 @@ impl<'m> Model<'m> {
         };
         let mut out: Vec<SolvableId> = Vec::new();
         for &p in &r.install_if {
-            let Some(&s) = self.pkg_solvable.get(&p) else {
+            let Some(s) = self.pkg_solvable[p as usize] else {
                 continue;
             };
             let name = self.solvable_name[s as usize];
@@ -904,23 +971,25 @@ impl<'m> Model<'m> {
         if let Some(&id) = self.vs_index.get(&(name, kind.clone())) {
             return id;
         }
-        let id = VersionSetId(self.version_sets.len() as u32);
-        self.version_sets.push((name, kind.clone()));
+        let id = self.new_vs(name, kind.clone());
         self.vs_index.insert((name, kind), id);
         id
     }
 
-    fn intern_requirement(&mut self, sets: Vec<VersionSetId>) -> Requirement {
+    /// A version set known to be new: no lookup.
+    fn new_vs(&mut self, name: NameId, kind: VsKind<'m>) -> VersionSetId {
+        self.version_sets.push((name, kind));
+        VersionSetId((self.version_sets.len() - 1) as u32)
+    }
+
+    /// A requirement on version sets that no other requirement has (see
+    /// [`Model::requirement`]): no lookup.
+    fn new_requirement(&mut self, sets: Vec<VersionSetId>) -> Requirement {
         if let [single] = sets[..] {
             return Requirement::Single(single);
         }
-        if let Some(&id) = self.union_index.get(&sets) {
-            return Requirement::Union(id);
-        }
-        let id = VersionSetUnionId(self.unions.len() as u32);
-        self.unions.push(sets.clone());
-        self.union_index.insert(sets, id);
-        Requirement::Union(id)
+        self.unions.push(sets);
+        Requirement::Union(VersionSetUnionId((self.unions.len() - 1) as u32))
     }
 
     /// The resolvo name for `name`: the real package name, or a name without candidates.
@@ -938,16 +1007,18 @@ impl<'m> Model<'m> {
     }
 
     /// A dependency as a union of version sets over the real names that meet it, best
-    /// provider first (`compare_providers`).
+    /// provider first (`compare_providers`). Computed once per atom (by its text), so
+    /// its version sets and union are new: they are added without lookups.
     fn requirement(&mut self, dep: &'m Dependency) -> Requirement {
         if let Some(&req) = self.requirement_cache.get(&Atom(dep)) {
             return req;
         }
         type Key<'k> = (bool, bool, Option<&'k Version>, u64, bool, Reverse<&'k str>);
-        let mut best: FastMap<NameId, Key<'m>> = FastMap::default();
+        // Few names provide one name: a list beats a map.
+        let mut best: Vec<(Key<'m>, NameId)> = Vec::new();
         let r = self.r;
         for c in r.claims_of(&dep.name) {
-            let Some(&s) = self.pkg_solvable.get(&c.pkg) else {
+            let Some(s) = self.pkg_solvable[c.pkg as usize] else {
                 continue;
             };
             if !r.meets(c, dep, &self.world_names) {
@@ -964,23 +1035,24 @@ impl<'m> Model<'m> {
                 Reverse(info.name.as_str()),
             );
             let name = self.solvable_name[s as usize];
-            let entry = best.entry(name).or_insert(key);
-            if key > *entry {
-                *entry = key;
+            match best.iter_mut().find(|(_, n)| *n == name) {
+                Some((k, _)) if key > *k => *k = key,
+                Some(_) => {}
+                None => best.push((key, name)),
             }
         }
-        let mut names: Vec<(Key, NameId)> = best.into_iter().map(|(n, k)| (k, n)).collect();
+        let mut names = best;
         names.sort_by(|a, b| b.cmp(a));
         let sets: Vec<VersionSetId> = if names.is_empty() {
             let name = self.name_for(&dep.name);
-            vec![self.intern_vs(name, VsKind::Provides(Atom(dep)))]
+            vec![self.new_vs(name, VsKind::Provides(Atom(dep)))]
         } else {
             names
                 .into_iter()
-                .map(|(_, n)| self.intern_vs(n, VsKind::Provides(Atom(dep))))
+                .map(|(_, n)| self.new_vs(n, VsKind::Provides(Atom(dep))))
                 .collect()
         };
-        let req = self.intern_requirement(sets);
+        let req = self.new_requirement(sets);
         self.requirement_cache.insert(Atom(dep), req);
         req
     }
@@ -997,8 +1069,8 @@ impl<'m> Model<'m> {
             .claims_of(&dep.name)
             .iter()
             .filter(|c| r.matches(c, dep))
-            .filter_map(|c| self.pkg_solvable.get(&c.pkg))
-            .map(|&s| self.solvable_name[s as usize])
+            .filter_map(|c| self.pkg_solvable[c.pkg as usize])
+            .map(|s| self.solvable_name[s as usize])
             .filter(|&n| Some(n) != own)
             .collect();
         names
@@ -1012,7 +1084,7 @@ impl<'m> Model<'m> {
         let info = &r.pkgs[p as usize].entry.info;
         let own = self.solvable_name[s as usize];
         let mut known = KnownDependencies::default();
-        let mut constrains = BTreeSet::new();
+        let mut constrains = Vec::new();
         for dep in &info.depends {
             if dep.conflict {
                 constrains.extend(self.conflict_constraints(dep, Some(own)));
@@ -1022,13 +1094,15 @@ impl<'m> Model<'m> {
             }
         }
         // Name exclusivity (`assign_name`): only unversioned provides may share a name.
-        for &(other, name, versioned) in &r.rivals[p as usize] {
-            if let Some(&o) = self.pkg_solvable.get(&other) {
+        for (other, name, versioned) in r.rivals(p) {
+            if let Some(o) = self.pkg_solvable[other as usize] {
                 let other_name = self.solvable_name[o as usize];
-                constrains.insert(self.intern_vs(other_name, VsKind::NoClaim(name, versioned)));
+                constrains.push(self.intern_vs(other_name, VsKind::NoClaim(name, versioned)));
             }
         }
-        known.constrains = constrains.into_iter().collect();
+        constrains.sort_unstable();
+        constrains.dedup();
+        known.constrains = constrains;
         known
     }
 
@@ -1434,7 +1508,6 @@ impl Explainer<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checksum::Checksum;
     use crate::dependency;
     use crate::pkginfo::PackageInfo;
 
