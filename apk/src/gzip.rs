@@ -456,12 +456,17 @@ mod tests {
         out
     }
 
-    fn parallel(data: &[u8], threads: usize) -> Vec<u8> {
-        let pool = rayon::ThreadPoolBuilder::new()
+    /// `f` run on a rayon pool of `threads` threads.
+    fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .unwrap();
-        pool.install(|| {
+            .unwrap()
+            .install(f)
+    }
+
+    fn parallel(data: &[u8], threads: usize) -> Vec<u8> {
+        on_threads(threads, || {
             let mut enc = ParallelEncoder::new(Vec::new(), DATA_LEVEL);
             // Odd write sizes: chunk boundaries must not follow the writes.
             for piece in data.chunks(7919) {
@@ -546,11 +551,7 @@ mod tests {
     /// Entries of `sizes` bytes each, as an archive writer gives them: a hint, then the
     /// bytes (`sample` text, so equal sizes are equal entries).
     fn entries(sizes: &[usize], memo: Option<&Arc<DeflateMemo>>, threads: usize) -> Vec<u8> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let mut enc = ParallelEncoder::new(Vec::new(), DATA_LEVEL);
             if let Some(m) = memo {
                 enc = enc.with_memo(Arc::clone(m));
@@ -628,16 +629,7 @@ mod tests {
             misses - deflated
         );
         // GNU gzip reads what the memo assembled.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("layer.gz");
-        std::fs::write(&path, &second).unwrap();
-        let out = std::process::Command::new("gzip")
-            .arg("-dc")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        assert_eq!(out.stdout, inflate(&second));
+        assert_eq!(gnu_gunzip(&second), inflate(&second));
     }
 
     #[test]

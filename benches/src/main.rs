@@ -384,29 +384,16 @@ fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::
             peak_rss: rss_pair(one, floor),
             cpu: cpu_pair(one, floor),
         },
-        Row {
-            figure:
-                "3. compose build, 5 arches, same image (the arches' packages hold the same files)"
-                    .into(),
-            ours: seconds(five.median_s),
-            baseline: format!("{} (1 arch)", seconds(one.median_s)),
-            ratio: ratio(five.median_s, one.median_s),
-            target: "≤ 2.6×".into(),
-            verdict: verdict(five.median_s / one.median_s <= 2.6),
-            peak_rss: rss_pair(five, one),
-            cpu: cpu_pair(five, one),
-        },
-        Row {
-            figure: "3. the same on a repository whose arches share no file (nothing to share)"
-                .into(),
-            ours: seconds(distinct_five.median_s),
-            baseline: format!("{} (1 arch)", seconds(distinct_one.median_s)),
-            ratio: ratio(distinct_five.median_s, distinct_one.median_s),
-            target: "≤ 2.6×".into(),
-            verdict: verdict(distinct_five.median_s / distinct_one.median_s <= 2.6),
-            peak_rss: rss_pair(distinct_five, distinct_one),
-            cpu: cpu_pair(distinct_five, distinct_one),
-        },
+        five_against_one(
+            "3. compose build, 5 arches, same image (the arches' packages hold the same files)",
+            five,
+            one,
+        ),
+        five_against_one(
+            "3. the same on a repository whose arches share no file (nothing to share)",
+            distinct_five,
+            distinct_one,
+        ),
         Row {
             figure: format!(
                 "3. same, RAYON_NUM_THREADS=1 against {cores} threads: identical index.json"
@@ -432,6 +419,20 @@ fn composing(dir: &Path, pkgr: &Path, compose: &Path, scale: &Scale) -> anyhow::
             cpu: String::new(),
         },
     ])
+}
+
+/// A row of figure 3: five arches against one.
+fn five_against_one(figure: &str, five: &Timing, one: &Timing) -> Row {
+    Row {
+        figure: figure.into(),
+        ours: seconds(five.median_s),
+        baseline: format!("{} (1 arch)", seconds(one.median_s)),
+        ratio: ratio(five.median_s, one.median_s),
+        target: "≤ 2.6×".into(),
+        verdict: verdict(five.median_s / one.median_s <= 2.6),
+        peak_rss: rss_pair(five, one),
+        cpu: cpu_pair(five, one),
+    }
 }
 
 /// Figure 4: the Alpine index and generated ones.

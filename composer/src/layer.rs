@@ -1308,6 +1308,10 @@ mod tests {
     }
 
     fn install(built: &[&Built]) -> Result<Tree, LayerError> {
+        install_for(Arch::X86_64, built)
+    }
+
+    fn install_for(arch: Arch, built: &[&Built]) -> Result<Tree, LayerError> {
         let inputs: Vec<_> = built
             .iter()
             .map(|b| PackageInput {
@@ -1316,7 +1320,7 @@ mod tests {
                 tag: None,
             })
             .collect();
-        Tree::install(Arch::X86_64, &inputs, &ApkFiles::default())
+        Tree::install(arch, &inputs, &ApkFiles::default())
     }
 
     fn bin(name: &str, body: &str) -> Vec<StagedEntry> {
@@ -1519,15 +1523,7 @@ mod tests {
                     |i| i.arch = arch.apk().into(),
                     bin("program", &text(arch.apk().len() * 1000, 150_000)),
                 );
-                let inputs: Vec<_> = [&data, &program]
-                    .iter()
-                    .map(|b| PackageInput {
-                        package: &b.package,
-                        bytes: &b.bytes,
-                        tag: None,
-                    })
-                    .collect();
-                Tree::install(arch, &inputs, &ApkFiles::default()).unwrap()
+                install_for(arch, &[&data, &program]).unwrap()
             })
             .collect();
         let out = tempfile::tempdir().unwrap();
