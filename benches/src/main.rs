@@ -461,12 +461,20 @@ fn indexes(scale: &Scale) -> anyhow::Result<Vec<Row>> {
         peak_rss: String::new(),
         cpu: String::new(),
     };
-    let growth = |a: f64, b: f64| {
-        let per_package = (b / large.packages as f64) / (a / small.packages as f64);
-        format!("{:.2}× per package", per_package)
+    // Time per package at the large size against the small one.
+    let growth_row = |figure: String, small_s: f64, large_s: f64| {
+        let per_package = (large_s / large.packages as f64) / (small_s / small.packages as f64);
+        Row {
+            figure,
+            ours: seconds(large_s),
+            baseline: format!("{} ({} packages)", seconds(small_s), small.packages),
+            ratio: format!("{per_package:.2}× per package"),
+            target: "near-linear".into(),
+            verdict: verdict(per_package < 1.5),
+            peak_rss: String::new(),
+            cpu: String::new(),
+        }
     };
-    let near_linear =
-        |a: f64, b: f64| (b / large.packages as f64) / (a / small.packages as f64) < 1.5;
     Ok(vec![
         parse_row(
             format!(
@@ -491,28 +499,14 @@ fn indexes(scale: &Scale) -> anyhow::Result<Vec<Row>> {
             &large,
             0.100,
         ),
-        Row {
-            figure: format!(
+        growth_row(
+            format!(
                 "4. growth {} → {} packages: read",
                 small.packages, large.packages
             ),
-            ours: seconds(large.parse_s),
-            baseline: format!("{} ({} packages)", seconds(small.parse_s), small.packages),
-            ratio: growth(small.parse_s, large.parse_s),
-            target: "near-linear".into(),
-            verdict: verdict(near_linear(small.parse_s, large.parse_s)),
-            peak_rss: String::new(),
-            cpu: String::new(),
-        },
-        Row {
-            figure: "4. growth: solve".into(),
-            ours: seconds(large.solve_s),
-            baseline: format!("{} ({} packages)", seconds(small.solve_s), small.packages),
-            ratio: growth(small.solve_s, large.solve_s),
-            target: "near-linear".into(),
-            verdict: verdict(near_linear(small.solve_s, large.solve_s)),
-            peak_rss: String::new(),
-            cpu: String::new(),
-        },
+            small.parse_s,
+            large.parse_s,
+        ),
+        growth_row("4. growth: solve".into(), small.solve_s, large.solve_s),
     ])
 }

@@ -49,6 +49,15 @@ pub enum ArchFiles {
     Distinct,
 }
 
+/// Package `n`'s files in tree set `set` (one set per arch, or one for all), and their
+/// uncompressed size.
+struct StagedPackage {
+    set: usize,
+    n: usize,
+    files: Staged,
+    bytes: u64,
+}
+
 /// Make the repository for `archs` with `total` uncompressed bytes of files per arch,
 /// shared unevenly between the packages (package 0 also ships `etc/os-release`).
 pub fn generate(
@@ -71,7 +80,7 @@ pub fn generate(
         ArchFiles::Same => 1,
         ArchFiles::Distinct => archs.len(),
     };
-    let staged: Vec<(usize, usize, Staged, u64)> = (0..sets * PACKAGES)
+    let staged: Vec<StagedPackage> = (0..sets * PACKAGES)
         .into_par_iter()
         .map(|k| {
             let (set, n) = (k / PACKAGES, k % PACKAGES);
@@ -86,28 +95,29 @@ pub fn generate(
                     "ID=bench\nNAME=\"Bench\"\nVERSION_ID=1\n",
                 )?;
             }
-            Ok((set, n, Staged::from_dir(&root)?, stats.bytes))
+            Ok(StagedPackage {
+                set,
+                n,
+                files: Staged::from_dir(&root)?,
+                bytes: stats.bytes,
+            })
         })
         .collect::<anyhow::Result<_>>()?;
-    let unpacked_bytes = staged
-        .iter()
-        .filter(|(set, ..)| *set == 0)
-        .map(|(.., b)| b)
-        .sum();
+    let unpacked_bytes = staged.iter().filter(|s| s.set == 0).map(|s| s.bytes).sum();
     let repo = dir.join("repo");
-    let jobs: Vec<(Arch, &(usize, usize, Staged, u64))> = archs
+    let jobs: Vec<(Arch, &StagedPackage)> = archs
         .iter()
         .enumerate()
         .flat_map(|(i, &a)| {
             let set = i % sets;
             staged
                 .iter()
-                .filter(move |s| s.0 == set)
+                .filter(move |s| s.set == set)
                 .map(move |s| (a, s))
         })
         .collect();
     jobs.par_iter()
-        .map(|(arch, (_, n, files, _))| {
+        .map(|(arch, StagedPackage { n, files, .. })| {
             let out = repo.join(arch.apk());
             std::fs::create_dir_all(&out)?;
             let mut info = PackageInfo::new(name(*n), "1.0-r0".parse()?, arch.apk());
