@@ -264,10 +264,7 @@ impl Client {
 
     /// The body of `url`, whole.
     pub fn get(&self, url: &str) -> Result<Vec<u8>, HttpError> {
-        let mut body = Vec::new();
-        self.runtime
-            .block_on(self.fetch(url, None, self.opts.max_bytes, &mut body))?;
-        Ok(body)
+        self.runtime.block_on(self.fetch_body(url))
     }
 
     /// `url` into `sink`, unless `known` still describes it (then `NotModified`).
@@ -296,15 +293,18 @@ impl Client {
     pub fn get_all(&self, urls: &[String]) -> Vec<Result<Vec<u8>, HttpError>> {
         self.runtime.block_on(
             stream::iter(urls)
-                .map(|url| async move {
-                    let mut body = Vec::new();
-                    self.fetch(url, None, self.opts.max_bytes, &mut body)
-                        .await
-                        .map(|_| body)
-                })
+                .map(|url| self.fetch_body(url))
                 .buffered(self.opts.concurrency.max(1))
                 .collect(),
         )
+    }
+
+    /// The body of `url`, whole, up to the client's size bound.
+    async fn fetch_body(&self, url: &str) -> Result<Vec<u8>, HttpError> {
+        let mut body = Vec::new();
+        self.fetch(url, None, self.opts.max_bytes, &mut body)
+            .await?;
+        Ok(body)
     }
 
     async fn fetch(
